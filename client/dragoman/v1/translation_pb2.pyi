@@ -35,7 +35,7 @@ class TranslateRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., source_language: _Optional[str] = ..., target_language: _Optional[str] = ..., format: _Optional[_Union[TextFormat, str]] = ..., beam_size: _Optional[int] = ...) -> None: ...
 
 class TranslateResponse(_message.Message):
-    __slots__ = ("id", "text", "source_language", "target_language", "model", "models", "pivot_language", "detected", "sentences", "cached_sentences")
+    __slots__ = ("id", "text", "source_language", "target_language", "model", "models", "pivot_language", "detected", "sentences", "cached_sentences", "error")
     ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +46,7 @@ class TranslateResponse(_message.Message):
     DETECTED_FIELD_NUMBER: _ClassVar[int]
     SENTENCES_FIELD_NUMBER: _ClassVar[int]
     CACHED_SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     id: str
     text: str
     source_language: str
@@ -56,7 +57,16 @@ class TranslateResponse(_message.Message):
     detected: bool
     sentences: int
     cached_sentences: int
-    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., source_language: _Optional[str] = ..., target_language: _Optional[str] = ..., model: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., pivot_language: _Optional[str] = ..., detected: _Optional[bool] = ..., sentences: _Optional[int] = ..., cached_sentences: _Optional[int] = ...) -> None: ...
+    error: DocumentError
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., source_language: _Optional[str] = ..., target_language: _Optional[str] = ..., model: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., pivot_language: _Optional[str] = ..., detected: _Optional[bool] = ..., sentences: _Optional[int] = ..., cached_sentences: _Optional[int] = ..., error: _Optional[_Union[DocumentError, _Mapping]] = ...) -> None: ...
+
+class DocumentError(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class DetectLanguageRequest(_message.Message):
     __slots__ = ("text",)
