@@ -1,0 +1,166 @@
+"""Server configuration: one table feeds the dataclass, the ``DRAGOMAN_*`` environment
+variables and the ``dragoman serve`` flags, so the three can never disagree.
+
+Precedence: flag > environment > default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from dragoman.server.batcher import BatchingOptions
+from dragoman.server.engine import RuntimeOptions
+from dragoman.server.errors import InvalidInput
+from dragoman.server.registry import RoutingOptions
+
+
+def _default_threads() -> tuple[int, int]:
+    """(inter, intra): one replica using every core keeps single-call latency low; under
+    concurrent load the batcher keeps that replica fed with full batches."""
+    return 1, max(1, os.cpu_count() or 1)
+
+
+def _opt(default: Any, help: str, *, parse: Callable[[str], Any] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "parse": parse})
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    address: str = _opt("localhost:50051", "host:port to listen on")
+    models: str = _opt("", "model store folder (default: the per-user data folder)")
+    device: str = _opt("cpu", "CTranslate2 device: cpu, cuda or auto")
+    compute_type: str = _opt("int8", "CTranslate2 compute type (int8, int8_float32, float32, ...)")
+    inter_threads: int = _opt(_default_threads()[0], "model replicas decoding in parallel")
+    intra_threads: int = _opt(_default_threads()[1], "threads per replica")
+    beam_size: int = _opt(0, "beam size for every call (0: each model's default)")
+    max_batch_tokens: int = _opt(4096, "source tokens per CTranslate2 batch")
+    batch_wait_ms: float = _opt(2.0, "how long a short queue waits for more sentences")
+    batching: bool = _opt(True, "batch across requests (off: one call per request)", parse=_bool)
+    max_queued: int = _opt(20000, "sentences queued per model before new calls are refused")
+    max_chars: int = _opt(200_000, "largest document accepted, in characters")
+    max_in_flight: int = _opt(512, "documents processed at once before new calls are refused")
+    cache_entries: int = _opt(100_000, "sentence cache size in entries (0 disables it)")
+    cache_mb: int = _opt(64, "sentence cache size in MB of text")
+    summary_sentences: int = _opt(3, "sentences in a summary when the request does not say")
+    max_loaded_models: int = _opt(0, "models kept in memory at once (0: no limit)")
+    max_loaded_mb: int = _opt(0, "memory budget for loaded models in MB (0: no limit)")
+    preload: tuple[str, ...] = _opt((), "models to load at start and keep loaded", parse=_csv)
+    prefer: str = _opt("bilingual", "bilingual or multilingual models first for a pair")
+    pivot: str = _opt("en", "pivot language when no direct model exists ('' disables)")
+    grace: float = _opt(30.0, "seconds to finish in-flight calls on shutdown")
+    token: str = _opt("", "require this bearer token from clients ('' disables auth)")
+    workers: int = _opt(32, "threads preparing requests (segmenting, tokenising)")
+
+    def __post_init__(self) -> None:
+        if self.prefer not in ("bilingual", "multilingual"):
+            raise InvalidInput("prefer must be 'bilingual' or 'multilingual'")
+        for name in ("inter_threads", "max_batch_tokens", "max_chars", "max_in_flight",
+                     "max_queued", "workers", "summary_sentences"):
+            if getattr(self, name) < 1:
+                raise InvalidInput(f"{name} must be at least 1")
+        for name in ("intra_threads", "cache_entries", "cache_mb", "max_loaded_models",
+                     "max_loaded_mb", "beam_size"):
+            if getattr(self, name) < 0:
+                raise InvalidInput(f"{name} must not be negative")
+
+    @property
+    def models_dir(self) -> Path:
+        if self.models:
+            return Path(self.models).expanduser()
+        from dragoman.server.store import default_store_dir
+
+        return default_store_dir()
+
+    def runtime(self) -> RuntimeOptions:
+        return RuntimeOptions(
+            device=self.device,
+            compute_type=self.compute_type,
+            inter_threads=self.inter_threads,
+            intra_threads=self.intra_threads,
+            max_batch_tokens=self.max_batch_tokens,
+        )
+
+    def batching_options(self) -> BatchingOptions:
+        return BatchingOptions(
+            max_batch_tokens=self.max_batch_tokens,
+            wait_ms=self.batch_wait_ms,
+            max_queued=self.max_queued,
+            workers=self.inter_threads,
+            enabled=self.batching,
+        )
+
+    def routing(self) -> RoutingOptions:
+        return RoutingOptions(
+            prefer=self.prefer,
+            pivot_language=self.pivot,
+            max_loaded_models=self.max_loaded_models,
+            max_loaded_bytes=self.max_loaded_mb * 1024 * 1024,
+        )
+
+
+def env_name(field_name: str) -> str:
+    return "DRAGOMAN_" + field_name.upper()
+
+
+def _parser_for(f: Any) -> Callable[[str], Any]:
+    custom = f.metadata.get("parse")
+    if custom:
+        return custom
+    if isinstance(f.default, bool):
+        return _bool
+    return type(f.default)
+
+
+def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """Add one ``--flag`` per config field; defaults stay None so env can fill them."""
+    for f in fields(ServerConfig):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        env = env_name(f.name)
+        shown = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+        parser.add_argument(
+            flag,
+            dest=f.name,
+            default=None,
+            type=_parser_for(f),
+            metavar=f.name.upper() if not isinstance(f.default, bool) else "BOOL",
+            help=f"{f.metadata['help']} (env {env}; default {shown!r})",
+        )
+
+
+def load_config(
+    flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> ServerConfig:
+    """Build the config from flags (values None = not given), then env, then defaults."""
+    flags = flags or {}
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for f in fields(ServerConfig):
+        if flags.get(f.name) is not None:
+            values[f.name] = flags[f.name]
+            continue
+        raw = env.get(env_name(f.name))
+        if raw is not None and raw != "":
+            try:
+                values[f.name] = _parser_for(f)(raw)
+            except ValueError as exc:
+                raise InvalidInput(f"{env_name(f.name)}={raw!r}: {exc}") from None
+    return ServerConfig(**values)

@@ -1,0 +1,201 @@
+"""One CTranslate2 seq2seq model with its tokenizers and the manifest's token rules.
+
+A single ``ctranslate2.Translator`` serves every request for the model (CTranslate2 releases
+the GIL and runs ``inter_threads`` replicas over one copy of the weights). Everything
+family-specific (language tokens, target prefixes, text prefixes) is applied here from the
+manifest, so the layers above only speak ISO 639-1 codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import ctranslate2
+
+from dragoman.server.errors import InvalidInput
+from dragoman.server.manifest import Manifest
+from dragoman.server.tokenizer import load_tokenizers
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How models are loaded and run (shared by every model of a server)."""
+
+    device: str = "cpu"
+    compute_type: str = "int8"
+    inter_threads: int = 1
+    intra_threads: int = 0  # 0 lets CTranslate2 pick
+    max_batch_tokens: int = 4096
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """Decoding settings of one call; hashable so they can be part of a cache key."""
+
+    beam_size: int = 4
+    length_penalty: float = 1.0
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    min_decoding_length: int = 1
+    max_decoding_length: int = 0  # 0 = derived from the input so output is never cut short
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A tokenised source and the target prefix the model family needs."""
+
+    source: tuple[str, ...]
+    target_prefix: tuple[str, ...] = ()
+
+
+def _expand(templates: Sequence[str], src: str, tgt: str) -> tuple[str, ...]:
+    return tuple(t.replace("{src}", src).replace("{tgt}", tgt) for t in templates)
+
+
+class Seq2SeqModel:
+    """A loaded model: encode text, generate in batches, decode tokens."""
+
+    def __init__(self, model_dir: Path, manifest: Manifest, runtime: RuntimeOptions) -> None:
+        self.path = model_dir
+        self.manifest = manifest
+        self.runtime = runtime
+        self._source_tok, self._target_tok = load_tokenizers(model_dir, manifest.tokenizer)
+        self._lock = threading.Lock()
+        self._active = 0
+        kwargs: dict[str, object] = {
+            "device": runtime.device,
+            "compute_type": runtime.compute_type,
+            "inter_threads": max(1, runtime.inter_threads),
+        }
+        if runtime.intra_threads:
+            kwargs["intra_threads"] = runtime.intra_threads
+        self._translator = ctranslate2.Translator(str(model_dir), **kwargs)
+        logger.info(
+            "loaded model %s (%s, %s) from %s", manifest.name, manifest.task,
+            runtime.compute_type, model_dir,
+        )
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self._translator.model_is_loaded)
+
+    def unload(self) -> bool:
+        """Free the weights (the tokenizers stay); refused while a batch is decoding."""
+        with self._lock:
+            if self._active:
+                return False
+            if self._translator.model_is_loaded:
+                self._translator.unload_model()
+            return True
+
+    def load(self) -> None:
+        with self._lock:
+            if not self._translator.model_is_loaded:
+                self._translator.load_model()
+
+    def default_options(self, beam_size: int = 0) -> DecodingOptions:
+        g = self.manifest.generation
+        return DecodingOptions(
+            beam_size=beam_size or g.beam_size,
+            length_penalty=g.length_penalty,
+            repetition_penalty=g.repetition_penalty,
+            no_repeat_ngram_size=g.no_repeat_ngram_size,
+            min_decoding_length=g.min_decoding_length,
+            max_decoding_length=g.max_decoding_length,
+        )
+
+    def _codes(self, source: str, target: str) -> tuple[str, str]:
+        m = self.manifest
+        if source not in m.source_languages:
+            raise InvalidInput(f"model {m.name} does not read {source!r}")
+        if target not in m.target_languages:
+            raise InvalidInput(f"model {m.name} does not write {target!r}")
+        return m.code(source), m.code(target)
+
+    def tokenize(self, text: str) -> list[str]:
+        return self._source_tok.encode(self.manifest.text_prefix + text)
+
+    def encode(self, text: str, source: str, target: str) -> Encoded:
+        src, tgt = self._codes(source, target)
+        m = self.manifest
+        tokens = (
+            *_expand(m.source_prefix, src, tgt),
+            *self.tokenize(text),
+            *_expand(m.source_suffix, src, tgt),
+        )
+        return Encoded(tokens, _expand(m.target_prefix, src, tgt))
+
+    def overhead(self) -> int:
+        """Tokens the family adds around every source."""
+        return len(self.manifest.source_prefix) + len(self.manifest.source_suffix)
+
+    def fits(self, text: str) -> bool:
+        """Whether ``text`` fits the model's input window once encoded."""
+        return len(self.tokenize(text)) + self.overhead() <= self.manifest.max_input_tokens
+
+    def decode(self, tokens: Sequence[str]) -> str:
+        return self._target_tok.decode(tokens)
+
+    def generate(
+        self, batch: Sequence[Encoded], options: DecodingOptions
+    ) -> list[tuple[str, ...]]:
+        """Run ``translate_batch`` over ``batch``; returns output tokens without the prefix.
+
+        The batch is handed over whole with a token budget: CTranslate2 sorts it by length and
+        cuts it into padding-efficient sub-batches itself. ``max_input_length=0`` turns off
+        CTranslate2's own input truncation: callers split long inputs before they get here.
+        """
+        if not batch:
+            return []
+        with self._lock:
+            if not self._translator.model_is_loaded:
+                self._translator.load_model()
+            self._active += 1
+        try:
+            return self._generate(batch, options)
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def _generate(
+        self, batch: Sequence[Encoded], options: DecodingOptions
+    ) -> list[tuple[str, ...]]:
+        longest = max(len(e.source) for e in batch)
+        max_len = options.max_decoding_length or (2 * longest + 16)
+        prefixes = [list(e.target_prefix) or None for e in batch]
+        results = self._translator.translate_batch(
+            [list(e.source) for e in batch],
+            target_prefix=prefixes if any(prefixes) else None,
+            max_batch_size=self.runtime.max_batch_tokens,
+            batch_type="tokens",
+            beam_size=options.beam_size,
+            length_penalty=options.length_penalty,
+            repetition_penalty=options.repetition_penalty,
+            no_repeat_ngram_size=options.no_repeat_ngram_size,
+            min_decoding_length=options.min_decoding_length,
+            max_decoding_length=max_len,
+            max_input_length=0,
+        )
+        outputs = []
+        for encoded, result in zip(batch, results):
+            tokens = result.hypotheses[0]
+            n = len(encoded.target_prefix)
+            if n and tokens[:n] == list(encoded.target_prefix):
+                tokens = tokens[n:]
+            if len(tokens) >= max_len and not options.max_decoding_length:
+                logger.warning(
+                    "model %s: output reached max_decoding_length=%d for a %d-token input",
+                    self.name, max_len, len(encoded.source),
+                )
+            outputs.append(tuple(tokens))
+        return outputs

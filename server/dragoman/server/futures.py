@@ -1,0 +1,158 @@
+"""Small combinators over ``concurrent.futures.Future``.
+
+The model layer hands back futures rather than blocking, so the asyncio RPC layer can await
+them without tying up a thread per call, the batch job can simply call ``.result()``, and
+cancelling the outer future cancels the queued work under it.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable, Sequence, TypeVar
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+def completed(value: T) -> Future[T]:
+    fut: Future[T] = Future()
+    fut.set_result(value)
+    return fut
+
+
+def failed(exc: BaseException) -> Future[Any]:
+    fut: Future[Any] = Future()
+    fut.set_exception(exc)
+    return fut
+
+
+def gather(futures: Sequence[Future[T]]) -> Future[list[T]]:
+    """One future for all of ``futures``: their results in order, or the first error.
+
+    Cancelling the returned future cancels every input that has not started.
+    """
+    out: Future[list[T]] = Future()
+    if not futures:
+        out.set_result([])
+        return out
+    remaining = [len(futures)]
+    lock = threading.Lock()
+
+    def on_done(_: Future[T]) -> None:
+        with lock:
+            remaining[0] -= 1
+            last = remaining[0] == 0
+        if out.done():
+            return
+        if _.cancelled():
+            _cancel_all()
+            _settle(out, exc=_Cancelled())
+            return
+        exc = _.exception()
+        if exc is not None:
+            _cancel_all()
+            _settle(out, exc=exc)
+        elif last:
+            _settle(out, value=[f.result() for f in futures])
+
+    def _cancel_all() -> None:
+        for f in futures:
+            f.cancel()
+
+    def on_outer(f: Future[list[T]]) -> None:
+        if f.cancelled():
+            _cancel_all()
+
+    out.add_done_callback(on_outer)
+    for f in futures:
+        f.add_done_callback(on_done)
+    return out
+
+
+def then(fut: Future[T], fn: Callable[[T], U]) -> Future[U]:
+    """A future of ``fn(result)``; errors (including from ``fn``) propagate."""
+    out: Future[U] = Future()
+
+    def on_done(f: Future[T]) -> None:
+        if out.done():
+            return
+        if f.cancelled():
+            _settle(out, exc=_Cancelled())
+            return
+        exc = f.exception()
+        if exc is not None:
+            _settle(out, exc=exc)
+            return
+        try:
+            value = fn(f.result())
+        except BaseException as err:  # noqa: BLE001 - handed to the caller
+            _settle(out, exc=err)
+        else:
+            _settle(out, value=value)
+
+    def on_outer(o: Future[U]) -> None:
+        if o.cancelled():
+            fut.cancel()
+
+    out.add_done_callback(on_outer)
+    fut.add_done_callback(on_done)
+    return out
+
+
+def chain(fut: Future[T], fn: Callable[[T], Future[U]]) -> Future[U]:
+    """Like :func:`then` where ``fn`` itself returns a future (e.g. a second model pass)."""
+    out: Future[U] = Future()
+    inner_ref: list[Future[U]] = []
+
+    def on_inner(f: Future[U]) -> None:
+        if f.cancelled():
+            _settle(out, exc=_Cancelled())
+        elif f.exception() is not None:
+            _settle(out, exc=f.exception())
+        else:
+            _settle(out, value=f.result())
+
+    def on_done(f: Future[T]) -> None:
+        if out.done():
+            return
+        if f.cancelled():
+            _settle(out, exc=_Cancelled())
+            return
+        if f.exception() is not None:
+            _settle(out, exc=f.exception())
+            return
+        try:
+            inner = fn(f.result())
+        except BaseException as err:  # noqa: BLE001
+            _settle(out, exc=err)
+            return
+        inner_ref.append(inner)
+        inner.add_done_callback(on_inner)
+
+    def on_outer(o: Future[U]) -> None:
+        if o.cancelled():
+            fut.cancel()
+            for inner in inner_ref:
+                inner.cancel()
+
+    out.add_done_callback(on_outer)
+    fut.add_done_callback(on_done)
+    return out
+
+
+def _Cancelled() -> BaseException:
+    from dragoman.server.errors import Cancelled
+
+    return Cancelled("the call was cancelled")
+
+
+def _settle(fut: Future[Any], *, value: Any = None, exc: BaseException | None = None) -> None:
+    """Set a result unless the future is already done (racing callbacks, cancellation)."""
+    try:
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(value)
+    except Exception:  # InvalidStateError: already settled or cancelled
+        pass

@@ -1,0 +1,229 @@
+"""Which model serves which pair, and which models are in memory.
+
+Routing speaks ISO 639-1 only: a direct model for the pair wins (bilingual before
+multilingual unless configured otherwise); failing that, two legs through a pivot language
+(English by default) when both exist. Models load on first use and the least recently used
+one is unloaded when a count or size budget would be exceeded; preloaded models stay.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Iterable
+
+from dragoman.server.batcher import Batcher, BatchingOptions
+from dragoman.server.engine import RuntimeOptions, Seq2SeqModel
+from dragoman.server.errors import ModelNotFound, StoreError
+from dragoman.server.store import InstalledModel, ModelStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RoutingOptions:
+    prefer: str = "bilingual"  # or "multilingual"
+    pivot_language: str = "en"  # "" disables pivoting
+    max_loaded_models: int = 0  # 0 = no limit
+    max_loaded_bytes: int = 0  # 0 = no limit; estimated from model.bin sizes
+
+
+@dataclass(frozen=True)
+class Leg:
+    model: str
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Route:
+    legs: tuple[Leg, ...]
+    pivot_language: str = ""
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(leg.model for leg in self.legs)
+
+
+@dataclass
+class LoadedModel:
+    model: Seq2SeqModel
+    batcher: Batcher
+
+
+class ModelRegistry:
+    def __init__(
+        self,
+        store: ModelStore,
+        runtime: RuntimeOptions = RuntimeOptions(),
+        batching: BatchingOptions = BatchingOptions(),
+        routing: RoutingOptions = RoutingOptions(),
+    ) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.batching = batching
+        self.routing = routing
+        self._installed: dict[str, InstalledModel] = {}
+        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._pinned: set[str] = set()
+        self._lock = threading.RLock()
+        self.refresh()
+
+    # -- catalogue ------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Re-read the store (models installed or removed while running)."""
+        models = {m.name: m for m in self.store.list()}
+        with self._lock:
+            self._installed = models
+
+    @property
+    def installed(self) -> list[InstalledModel]:
+        with self._lock:
+            return list(self._installed.values())
+
+    def loaded_names(self) -> list[str]:
+        with self._lock:
+            return [n for n, lm in self._loaded.items() if lm.model.loaded]
+
+    def _translators(self) -> list[InstalledModel]:
+        return [m for m in self.installed if m.manifest.task == "translate"]
+
+    def direct_models(self, source: str, target: str) -> list[InstalledModel]:
+        """Models that translate source -> target directly, best first."""
+        found = [
+            m for m in self._translators()
+            if source in m.manifest.source_languages and target in m.manifest.target_languages
+        ]
+
+        def rank(m: InstalledModel) -> tuple[int, str]:
+            size = len(m.manifest.source_languages) * len(m.manifest.target_languages)
+            multilingual = size > 1
+            first = multilingual if self.routing.prefer == "bilingual" else not multilingual
+            return (int(first), m.name)
+
+        return sorted(found, key=rank)
+
+    def route(self, source: str, target: str) -> Route:
+        direct = self.direct_models(source, target)
+        if direct:
+            return Route((Leg(direct[0].name, source, target),))
+        pivot = self.routing.pivot_language
+        if pivot and pivot not in (source, target):
+            first = self.direct_models(source, pivot)
+            second = self.direct_models(pivot, target)
+            if first and second:
+                return Route(
+                    (Leg(first[0].name, source, pivot), Leg(second[0].name, pivot, target)),
+                    pivot_language=pivot,
+                )
+        raise ModelNotFound(self._missing_pair_message(source, target))
+
+    def _missing_pair_message(self, source: str, target: str) -> str:
+        pairs = sorted({f"{s}->{t}" for m in self._translators() for s, t in m.manifest.pairs()})
+        have = ", ".join(pairs) if pairs else "none"
+        return (
+            f"no model translates {source}->{target}"
+            + (f" (nor through {self.routing.pivot_language})" if self.routing.pivot_language else "")
+            + f"; installed pairs: {have}. Install one with `dragoman models install PATH` "
+            "(an Argos .argosmodel package, a CTranslate2 folder or a Hugging Face checkpoint)"
+        )
+
+    def pairs(self) -> list[tuple[str, str, Route]]:
+        """Every servable (source, target) pair with the route that would serve it."""
+        langs_src = {s for m in self._translators() for s in m.manifest.source_languages}
+        langs_tgt = {t for m in self._translators() for t in m.manifest.target_languages}
+        out = []
+        for s in sorted(langs_src):
+            for t in sorted(langs_tgt):
+                if s == t:
+                    continue
+                try:
+                    out.append((s, t, self.route(s, t)))
+                except ModelNotFound:
+                    continue
+        return out
+
+    def summarisers(self, language: str) -> list[InstalledModel]:
+        return sorted(
+            (m for m in self.installed
+             if m.manifest.task == "summarise" and language in m.manifest.source_languages),
+            key=lambda m: (len(m.manifest.source_languages) > 1, m.name),
+        )
+
+    def summarisation_languages(self) -> list[str]:
+        return sorted({
+            lang for m in self.installed if m.manifest.task == "summarise"
+            for lang in m.manifest.source_languages
+        })
+
+    # -- memory ---------------------------------------------------------------------
+
+    def preload(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.acquire(name)
+            with self._lock:
+                self._pinned.add(name)
+
+    def acquire(self, name: str) -> LoadedModel:
+        """The loaded model (loading it, and unloading others, if needed)."""
+        with self._lock:
+            lm = self._loaded.get(name)
+            if lm is not None:
+                self._loaded.move_to_end(name)
+                if not lm.model.loaded:
+                    self._make_room(exclude=name)
+                    lm.model.load()
+                return lm
+            installed = self._installed.get(name)
+            if installed is None:
+                self.refresh()
+                installed = self._installed.get(name)
+            if installed is None:
+                raise ModelNotFound(f"model {name!r} is not installed")
+            self._make_room(exclude=name, adding=installed)
+            try:
+                model = Seq2SeqModel(installed.path, installed.manifest, self.runtime)
+            except (RuntimeError, ValueError, OSError) as exc:
+                raise StoreError(f"cannot load model {name}: {exc}") from exc
+            lm = LoadedModel(model, Batcher(model, self.batching))
+            self._loaded[name] = lm
+            return lm
+
+    def _size(self, name: str) -> int:
+        m = self._installed.get(name)
+        if m is None:
+            return 0
+        try:
+            return (m.path / "model.bin").stat().st_size
+        except OSError:
+            return 0
+
+    def _make_room(self, exclude: str, adding: InstalledModel | None = None) -> None:
+        limit_n = self.routing.max_loaded_models
+        limit_b = self.routing.max_loaded_bytes
+        if not limit_n and not limit_b:
+            return
+        extra = self._size(adding.name) if adding else self._size(exclude)
+
+        def over() -> bool:
+            live = [n for n, lm in self._loaded.items() if lm.model.loaded and n != exclude]
+            n_over = bool(limit_n) and len(live) + 1 > limit_n
+            b_over = bool(limit_b) and sum(self._size(n) for n in live) + extra > limit_b
+            return n_over or b_over
+
+        for name, lm in list(self._loaded.items()):
+            if not over():
+                return
+            if name == exclude or name in self._pinned or not lm.model.loaded:
+                continue
+            if lm.batcher.queued() == 0 and lm.model.unload():
+                logger.info("unloaded model %s to make room", name)
+
+    def close(self, timeout: float | None = None) -> None:
+        with self._lock:
+            loaded = list(self._loaded.values())
+        for lm in loaded:
+            lm.batcher.close(timeout)

@@ -1,0 +1,223 @@
+"""Building, running and stopping the gRPC server.
+
+``create_server`` follows the grpc examples: it returns the (not yet started) server and the
+bound port, so tests listen on port 0. ``serve`` is the process entry point: it starts
+listening at once with health NOT_SERVING, loads the models, flips to SERVING, and on
+SIGTERM/SIGINT refuses new calls and lets in-flight ones finish within the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from dragoman.server.cache import SentenceCache
+from dragoman.server.config import ServerConfig
+from dragoman.server.errors import DragomanError
+from dragoman.server.registry import ModelRegistry
+from dragoman.server.rpc.auth import TokenAuthInterceptor
+from dragoman.server.rpc.servicers import SummarisationServicer, TranslationServicer, _Calls
+from dragoman.server.service import Dragoman, ServiceLimits
+from dragoman.server.store import ModelStore
+from dragoman.v1 import summarisation_pb2, summarisation_pb2_grpc, translation_pb2, translation_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    translation_pb2.DESCRIPTOR.services_by_name["TranslationService"].full_name,
+    summarisation_pb2.DESCRIPTOR.services_by_name["SummarisationService"].full_name,
+)
+MODEL_HEALTH_PREFIX = "dragoman.model."
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def build_service(config: ServerConfig) -> Dragoman:
+    """The model layer as configured (models are not loaded yet)."""
+    store = ModelStore(config.models_dir)
+    registry = ModelRegistry(store, config.runtime(), config.batching_options(), config.routing())
+    cache = SentenceCache(config.cache_entries, config.cache_mb * 1024 * 1024)
+    limits = ServiceLimits(
+        max_chars=config.max_chars,
+        max_in_flight=config.max_in_flight,
+        summary_sentences=config.summary_sentences,
+        beam_size=config.beam_size,
+    )
+    return Dragoman(registry, cache, limits)
+
+
+@dataclass
+class ServerHandle:
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    service: Dragoman
+    executor: ThreadPoolExecutor
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, status)
+        await self.report_models()
+
+    async def report_models(self) -> None:
+        """Per-model health: SERVING when in memory, NOT_SERVING when installed but unloaded."""
+        loaded = set(self.service.registry.loaded_names())
+        for m in self.service.registry.installed:
+            await self.health.set(
+                MODEL_HEALTH_PREFIX + m.name,
+                health_pb2.HealthCheckResponse.SERVING if m.name in loaded
+                else health_pb2.HealthCheckResponse.NOT_SERVING,
+            )
+
+    async def stop(self, grace: float | None) -> None:
+        """Refuse new work, let in-flight calls finish within ``grace`` seconds."""
+        await self.set_serving(False)
+        self.service.close()
+        await self.server.stop(grace)
+        self.service.registry.close(timeout=grace)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def create_server(
+    service: Dragoman, address: str, *, token: str = "", workers: int = 32
+) -> ServerHandle:
+    """Build the server and bind ``address`` (port 0 picks a free one); call inside a loop."""
+    interceptors = [TokenAuthInterceptor(token)] if token else []
+    server = grpc.aio.server(
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare")
+    calls = _Calls(service, executor)
+    translation_pb2_grpc.add_TranslationServiceServicer_to_server(TranslationServicer(calls), server)
+    summarisation_pb2_grpc.add_SummarisationServiceServicer_to_server(
+        SummarisationServicer(calls), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise DragomanError(f"cannot listen on {address}: {exc}") from None
+    if port == 0:
+        raise DragomanError(f"cannot listen on {address}")
+    return ServerHandle(server, port, health_servicer, service, executor)
+
+
+def models_to_preload(service: Dragoman, config: ServerConfig) -> list[str]:
+    """--preload if given; otherwise every installed model when no memory limit is set."""
+    if config.preload:
+        return list(config.preload)
+    if config.max_loaded_models or config.max_loaded_mb:
+        return []
+    return [m.name for m in service.registry.installed]
+
+
+async def start(service: Dragoman, config: ServerConfig) -> ServerHandle:
+    handle = create_server(service, config.address, token=config.token, workers=config.workers)
+    await handle.set_serving(False)
+    await handle.server.start()
+    logger.info("listening on %s (port %d); models in %s", config.address, handle.port,
+                service.registry.store.root)
+    names = models_to_preload(service, config)
+    started = time.monotonic()
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(handle.executor, service.registry.preload, names)
+    logger.info("loaded %d model(s) in %.2fs: %s", len(names), time.monotonic() - started,
+                ", ".join(names) or "none (extractive summaries only)")
+    await handle.set_serving(True)
+    return handle
+
+
+async def serve_forever(config: ServerConfig, ready: threading.Event | None = None) -> None:
+    service = build_service(config)
+    handle = await start(service, config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread / platform
+            pass
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    logger.info("shutting down: finishing in-flight calls (grace %.0fs)", config.grace)
+    await handle.stop(config.grace)
+    logger.info("stopped")
+
+
+class ServerThread:
+    """A server on its own event loop in a background thread (tests, benchmarks, embedding)."""
+
+    def __init__(self, service: Dragoman, config: ServerConfig) -> None:
+        self.service = service
+        self.config = config
+        self.loop = asyncio.new_event_loop()
+        self.handle: ServerHandle | None = None
+        self._error: BaseException | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dragoman-server", daemon=True)
+
+    @property
+    def port(self) -> int:
+        assert self.handle is not None
+        return self.handle.port
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def boot() -> None:
+            try:
+                self.handle = await start(self.service, self.config)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                self._error = exc
+            finally:
+                self._ready.set()
+
+        self.loop.run_until_complete(boot())
+        if self._error is None:
+            self.loop.run_forever()
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        if self.handle is None:
+            return
+        fut = asyncio.run_coroutine_threadsafe(self.handle.stop(grace), self.loop)
+        fut.result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.handle = None
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

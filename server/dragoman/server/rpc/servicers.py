@@ -1,0 +1,157 @@
+"""asyncio servicers: thin adapters from protobuf to the service and back.
+
+Preparation (segmenting, tokenising) runs on a thread pool and decoding on the batcher's
+threads, so the event loop only awaits futures. A cancelled call cancels its queued work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, AsyncIterator, Callable
+
+import grpc
+
+from dragoman.server.errors import DragomanError
+from dragoman.server.rpc import convert
+from dragoman.server.rpc.status import status_of
+from dragoman.server.service import Dragoman
+from dragoman.v1 import summarisation_pb2 as spb
+from dragoman.v1 import summarisation_pb2_grpc as spb_grpc
+from dragoman.v1 import translation_pb2 as pb
+from dragoman.v1 import translation_pb2_grpc as pb_grpc
+
+logger = logging.getLogger(__name__)
+
+STREAM_WINDOW = 64  # documents of one stream in flight at once
+
+
+class _Calls:
+    """Runs service calls off the event loop and maps their errors."""
+
+    def __init__(self, service: Dragoman, executor: ThreadPoolExecutor) -> None:
+        self.service = service
+        self.executor = executor
+
+    async def run(
+        self, context: grpc.aio.ServicerContext, fn: Callable[..., Future[Any]], *args: Any
+    ) -> Any:
+        """Await ``fn(*args, deadline)``; raises DragomanError for the caller to map."""
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        loop = asyncio.get_running_loop()
+        prepared = loop.run_in_executor(self.executor, fn, *args, deadline)
+        try:
+            fut = await asyncio.shield(prepared)
+        except asyncio.CancelledError:
+            prepared.add_done_callback(_cancel_result)
+            raise
+        return await asyncio.wrap_future(fut)
+
+    async def call(
+        self, context: grpc.aio.ServicerContext, fn: Callable[..., Future[Any]], *args: Any
+    ) -> Any:
+        try:
+            return await self.run(context, fn, *args)
+        except DragomanError as exc:
+            code, message = status_of(exc)
+            await context.abort(code, message)
+        except Exception:  # noqa: BLE001 - never leak a traceback to the caller
+            logger.exception("internal error")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error (see the server log)")
+
+    async def sync(self, context: grpc.aio.ServicerContext, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking service method (no future) on the pool with the same error mapping."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, fn, *args)
+        except DragomanError as exc:
+            code, message = status_of(exc)
+            await context.abort(code, message)
+        except Exception:  # noqa: BLE001
+            logger.exception("internal error")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error (see the server log)")
+
+
+def _cancel_result(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        task.result().cancel()
+
+
+class TranslationServicer(pb_grpc.TranslationServiceServicer):
+    def __init__(self, calls: _Calls) -> None:
+        self._calls = calls
+
+    def _translate(self, req: pb.TranslateRequest, deadline: float | None) -> Future[Any]:
+        return self._calls.service.translate(convert.translate_input(req), deadline)
+
+    async def Translate(self, request: pb.TranslateRequest, context: grpc.aio.ServicerContext) -> pb.TranslateResponse:
+        out = await self._calls.call(context, self._translate, request)
+        return convert.translate_response(out)
+
+    async def TranslateStream(
+        self, request_iterator: AsyncIterator[pb.TranslateRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.TranslateResponse]:
+        results: asyncio.Queue[pb.TranslateResponse | None] = asyncio.Queue()
+        window = asyncio.Semaphore(STREAM_WINDOW)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def one(req: pb.TranslateRequest) -> None:
+            try:
+                out = await self._calls.run(context, self._translate, req)
+                resp = convert.translate_response(out)
+            except DragomanError as exc:
+                code, message = status_of(exc)
+                resp = pb.TranslateResponse(
+                    id=req.id, error=pb.DocumentError(code=code.name, message=message))
+            except Exception:  # noqa: BLE001 - one document must not end the stream
+                logger.exception("internal error on document %r", req.id)
+                resp = pb.TranslateResponse(id=req.id, error=pb.DocumentError(
+                    code="INTERNAL", message="internal error (see the server log)"))
+            finally:
+                window.release()
+            await results.put(resp)
+
+        async def read() -> None:
+            try:
+                async for req in request_iterator:
+                    await window.acquire()
+                    task = asyncio.create_task(one(req))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if tasks:
+                    await asyncio.gather(*list(tasks))
+            finally:
+                await results.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (item := await results.get()) is not None:
+                yield item
+            await reader  # surfaces a broken request stream
+        finally:
+            reader.cancel()
+            for task in list(tasks):
+                task.cancel()
+
+    async def DetectLanguage(self, request: pb.DetectLanguageRequest, context: grpc.aio.ServicerContext) -> pb.DetectLanguageResponse:
+        det = await self._calls.sync(context, self._calls.service.detect, request.text)
+        return convert.detect_response(det)
+
+    async def ListLanguages(self, request: pb.ListLanguagesRequest, context: grpc.aio.ServicerContext) -> pb.ListLanguagesResponse:
+        info = await self._calls.sync(context, self._calls.service.languages)
+        return convert.languages_response(info)
+
+
+class SummarisationServicer(spb_grpc.SummarisationServiceServicer):
+    def __init__(self, calls: _Calls) -> None:
+        self._calls = calls
+
+    def _summarise(self, req: spb.SummariseRequest, deadline: float | None) -> Future[Any]:
+        return self._calls.service.summarise(convert.summarise_input(req), deadline)
+
+    async def Summarise(self, request: spb.SummariseRequest, context: grpc.aio.ServicerContext) -> spb.SummariseResponse:
+        out = await self._calls.call(context, self._summarise, request)
+        return convert.summarise_response(out)

@@ -1,0 +1,381 @@
+"""The Dragoman service as plain Python: validate, route, segment, cache, batch, reassemble.
+
+This is what the gRPC adapter, the archive job and the Ray actors all call. Entry points do
+the cheap preparation on the calling thread and return a ``Future`` for the rest, so the
+asyncio RPC layer awaits them without blocking and the batch job simply waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from dragoman.server.cache import SentenceCache
+from dragoman.server.errors import InvalidInput, ModelNotFound, Overloaded, Unavailable
+from dragoman.server.futures import chain, completed, gather, then
+from dragoman.server.registry import Leg, ModelRegistry, Route
+from dragoman.server.summarise.extractive import summarise_extractive
+from dragoman.server.text.langdetect import Detection, detect_language, is_language_code
+from dragoman.server.text.segment import TextFormat, joiner, split_document, split_to_fit
+
+logger = logging.getLogger(__name__)
+
+METHODS = ("auto", "extractive", "abstractive")
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    max_chars: int = 200_000
+    max_in_flight: int = 512
+    summary_sentences: int = 3
+    beam_size: int = 0  # 0 = per-model default
+
+
+@dataclass(frozen=True)
+class TranslateInput:
+    text: str
+    target_language: str
+    source_language: str = ""
+    format: TextFormat = TextFormat.PLAIN
+    beam_size: int = 0
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class TranslateOutput:
+    id: str
+    text: str
+    source_language: str
+    target_language: str
+    models: tuple[str, ...]
+    pivot_language: str = ""
+    detected: bool = False
+    sentences: int = 0
+    cached_sentences: int = 0
+
+    @property
+    def model(self) -> str:
+        return "+".join(self.models)
+
+
+@dataclass(frozen=True)
+class SummariseInput:
+    text: str
+    language: str = ""
+    target_language: str = ""
+    method: str = "auto"
+    max_sentences: int = 0
+    max_words: int = 0
+    format: TextFormat = TextFormat.PLAIN
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class SummariseOutput:
+    id: str
+    summary: str
+    language: str
+    target_language: str
+    method: str  # "extractive" or "abstractive"
+    models: tuple[str, ...]
+    passes: int = 1
+    sentences: int = 0
+
+    @property
+    def model(self) -> str:
+        return "+".join(self.models)
+
+
+@dataclass(frozen=True)
+class PairInfo:
+    source_language: str
+    target_language: str
+    models: tuple[str, ...]
+    pivot_language: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    name: str
+    task: str
+    source_languages: tuple[str, ...]
+    target_languages: tuple[str, ...]
+    loaded: bool
+
+
+@dataclass(frozen=True)
+class LanguagesInfo:
+    pairs: tuple[PairInfo, ...]
+    summarisation_languages: tuple[str, ...]
+    models: tuple[ModelSummary, ...] = field(default=())
+    extractive_summaries: bool = True
+
+
+@dataclass(frozen=True)
+class _Translated:
+    sentences: list[str]
+    cached: int
+
+
+class Dragoman:
+    """Translation and summarisation over the models of one registry."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        cache: SentenceCache | None = None,
+        limits: ServiceLimits = ServiceLimits(),
+    ) -> None:
+        self.registry = registry
+        self.cache = cache if cache is not None else SentenceCache()
+        self.limits = limits
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._closing = False
+
+    # -- admission ------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def _admit(self) -> None:
+        with self._lock:
+            if self._closing:
+                raise Unavailable("the server is shutting down")
+            if self._in_flight >= self.limits.max_in_flight:
+                raise Overloaded(
+                    f"{self._in_flight} documents are in flight (limit "
+                    f"{self.limits.max_in_flight}); retry later"
+                )
+            self._in_flight += 1
+
+    def _release(self, _: object = None) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _tracked(self, fn, *args):  # type: ignore[no-untyped-def]
+        """Run ``fn`` (which returns a future) inside the in-flight accounting."""
+        self._admit()
+        try:
+            fut = fn(*args)
+        except BaseException:
+            self._release()
+            raise
+        fut.add_done_callback(self._release)
+        return fut
+
+    def close(self) -> None:
+        """Refuse new work; in-flight calls finish (the RPC layer waits for them)."""
+        with self._lock:
+            self._closing = True
+
+    # -- validation -----------------------------------------------------------------
+
+    def _check_text(self, text: str) -> None:
+        if not text or not text.strip():
+            raise InvalidInput("text is empty")
+        if len(text) > self.limits.max_chars:
+            raise InvalidInput(
+                f"text has {len(text)} characters; the limit is {self.limits.max_chars} "
+                "(split the document or raise --max-chars)"
+            )
+
+    @staticmethod
+    def _check_language(code: str, what: str) -> str:
+        code = code.strip()
+        if not is_language_code(code):
+            raise InvalidInput(f"{what} {code!r} is not an ISO 639-1 language code (e.g. en, de)")
+        return code
+
+    def _source_language(self, text: str, given: str) -> tuple[str, bool]:
+        if given:
+            return self._check_language(given, "source language"), False
+        return detect_language(text).language, True
+
+    # -- detection and catalogue -----------------------------------------------------
+
+    def detect(self, text: str) -> Detection:
+        self._check_text(text)
+        return detect_language(text)
+
+    def languages(self) -> LanguagesInfo:
+        self.registry.refresh()
+        loaded = set(self.registry.loaded_names())
+        pairs = tuple(
+            PairInfo(s, t, route.models, route.pivot_language)
+            for s, t, route in self.registry.pairs()
+        )
+        models = tuple(
+            ModelSummary(
+                m.name, m.manifest.task, m.manifest.source_languages,
+                m.manifest.target_languages, m.name in loaded,
+            )
+            for m in self.registry.installed
+        )
+        return LanguagesInfo(pairs, tuple(self.registry.summarisation_languages()), models)
+
+    # -- translation ----------------------------------------------------------------
+
+    def translate(self, req: TranslateInput, deadline: float | None = None) -> Future[TranslateOutput]:
+        """Translate one document; ``deadline`` is a ``time.monotonic()`` instant."""
+        self._check_text(req.text)
+        target = self._check_language(req.target_language, "target language")
+        if req.beam_size < 0 or req.beam_size > 32:
+            raise InvalidInput("beam_size must be between 0 and 32")
+        source, detected = self._source_language(req.text, req.source_language)
+        if source == target:
+            return self._tracked(completed, TranslateOutput(
+                req.id, req.text, source, target, (), detected=detected))
+        route = self.registry.route(source, target)
+        return self._tracked(self._translate_routed, req, route, source, target, detected, deadline)
+
+    def _translate_routed(
+        self, req: TranslateInput, route: Route, source: str, target: str,
+        detected: bool, deadline: float | None,
+    ) -> Future[TranslateOutput]:
+        doc = split_document(req.text, source, req.format)
+        beam = req.beam_size or self.limits.beam_size
+
+        def finish(done: _Translated) -> TranslateOutput:
+            return TranslateOutput(
+                req.id, doc.rebuild(done.sentences), source, target, route.models,
+                route.pivot_language, detected, len(doc.sentences), done.cached,
+            )
+
+        return then(self.translate_sentences(route, doc.sentences, beam, deadline), finish)
+
+    def translate_sentences(
+        self, route: Route, sentences: Sequence[str], beam_size: int = 0,
+        deadline: float | None = None,
+    ) -> Future[_Translated]:
+        """Translate sentences through every leg of ``route`` (two legs when pivoting)."""
+        fut = self._translate_leg(route.legs[0], sentences, beam_size, deadline)
+        for leg in route.legs[1:]:
+            fut = chain(fut, lambda done, leg=leg: then(
+                self._translate_leg(leg, done.sentences, beam_size, deadline),
+                lambda nxt, first=done: _Translated(nxt.sentences, min(first.cached, nxt.cached)),
+            ))
+        return fut
+
+    def _translate_leg(
+        self, leg: Leg, sentences: Sequence[str], beam_size: int, deadline: float | None,
+    ) -> Future[_Translated]:
+        lm = self.registry.acquire(leg.model)
+        model = lm.model
+        options = model.default_options(beam_size)
+        results: list[str | None] = [None] * len(sentences)
+        # Each distinct uncached sentence is decoded once, however often it repeats.
+        todo: dict[str, list[int]] = defaultdict(list)
+        cached = 0
+        for i, sentence in enumerate(sentences):
+            key = (leg.model, leg.source, leg.target, options, sentence)
+            hit = self.cache.get(key)
+            if hit is not None:
+                results[i] = hit
+                cached += 1
+            else:
+                todo[sentence].append(i)
+        encoded = []
+        owners: list[str] = []
+        for sentence in todo:
+            pieces = [sentence] if model.fits(sentence) else split_to_fit(sentence, model.fits)
+            for piece in pieces:
+                if piece.strip():
+                    encoded.append(model.encode(piece.strip(), leg.source, leg.target))
+                    owners.append(sentence)
+        if not encoded:
+            return completed(_Translated([r or "" for r in results], cached))
+        futures = lm.batcher.submit(encoded, options, deadline)
+        glue = joiner(leg.target)
+
+        def assemble(outputs: list[tuple[str, ...]]) -> _Translated:
+            parts: dict[str, list[str]] = defaultdict(list)
+            for sentence, tokens in zip(owners, outputs):
+                parts[sentence].append(model.decode(tokens))
+            for sentence, indexes in todo.items():
+                text = glue.join(p for p in parts[sentence] if p)
+                self.cache.put((leg.model, leg.source, leg.target, options, sentence), text)
+                for i in indexes:
+                    results[i] = text
+            return _Translated([r if r is not None else "" for r in results], cached)
+
+        return then(gather(futures), assemble)
+
+    # -- summarisation --------------------------------------------------------------
+
+    def summarise(self, req: SummariseInput, deadline: float | None = None) -> Future[SummariseOutput]:
+        self._check_text(req.text)
+        if req.method not in METHODS:
+            raise InvalidInput(f"method must be one of {', '.join(METHODS)}")
+        if req.max_sentences < 0 or req.max_words < 0:
+            raise InvalidInput("max_sentences and max_words must not be negative")
+        language, _ = self._source_language(req.text, req.language)
+        target = (
+            self._check_language(req.target_language, "target language")
+            if req.target_language else language
+        )
+        summarisers = self.registry.summarisers(language)
+        method = req.method
+        if method == "auto":
+            method = "abstractive" if summarisers else "extractive"
+        if method == "abstractive" and not summarisers:
+            have = ", ".join(self.registry.summarisation_languages()) or "none"
+            raise ModelNotFound(
+                f"no abstractive summariser for {language!r} (installed: {have}); "
+                "use the extractive method or install one with `dragoman models install`"
+            )
+        # Check the translation leg before summarising, so a missing model costs nothing.
+        route = self.registry.route(language, target) if target != language else None
+        return self._tracked(
+            self._summarise_routed, req, language, target, method,
+            summarisers[0].name if method == "abstractive" else "", route, deadline,
+        )
+
+    def _summarise_routed(
+        self, req: SummariseInput, language: str, target: str, method: str,
+        summariser: str, route: Route | None, deadline: float | None,
+    ) -> Future[SummariseOutput]:
+        max_sentences = req.max_sentences or (0 if req.max_words else self.limits.summary_sentences)
+        text = req.text
+        if req.format is not TextFormat.PLAIN:
+            text = "\n\n".join(split_document(req.text, language, req.format).sentences)
+        if method == "extractive":
+            ext = summarise_extractive(text, language, max_sentences or None, req.max_words or None)
+            first: Future[tuple[str, int, int, tuple[str, ...]]] = completed(
+                (ext.text, 1, len(ext.sentences), ("extractive",)))
+        else:
+            from dragoman.server.summarise.abstractive import summarise_abstractive
+
+            lm = self.registry.acquire(summariser)
+            first = then(
+                summarise_abstractive(
+                    lm.model, lm.batcher, text, language, max_sentences, req.max_words, deadline
+                ),
+                lambda r: (r.summary, r.passes, r.sentences, (summariser,)),
+            )
+
+        def translate(res: tuple[str, int, int, tuple[str, ...]]) -> Future[SummariseOutput]:
+            summary, passes, count, models = res
+            if route is None:
+                return completed(SummariseOutput(
+                    req.id, summary, language, target, method, models, passes, count))
+            doc = split_document(summary, language)
+            return then(
+                self.translate_sentences(route, doc.sentences, 0, deadline),
+                lambda done: SummariseOutput(
+                    req.id, doc.rebuild(done.sentences), language, target, method,
+                    models + route.models, passes, count,
+                ),
+            )
+
+        return chain(first, translate)
+
+
+def monotonic_deadline(seconds_left: float | None) -> float | None:
+    return None if seconds_left is None else time.monotonic() + seconds_left
