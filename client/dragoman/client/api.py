@@ -1,0 +1,442 @@
+"""The Python client of a Dragoman server.
+
+A `Client` owns one gRPC channel, which is thread-safe: share one client between threads rather
+than opening one per request. Every method raises only `dragoman.client.errors.DragomanError`
+subclasses (client-side validation failures are InvalidArgument, like the server's).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from dragoman.client.errors import (
+    DragomanError,
+    InternalError,
+    InvalidArgument,
+    Unavailable,
+    from_rpc_error,
+)
+from dragoman.client.results import (
+    SUMMARY_METHODS,
+    TEXT_FORMATS,
+    Detection,
+    Languages,
+    Summary,
+    Translation,
+)
+from dragoman.v1 import (
+    summarisation_pb2,
+    summarisation_pb2_grpc,
+    translation_pb2,
+    translation_pb2_grpc,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ADDRESS = "localhost:50051"
+DEFAULT_TIMEOUT = 60.0
+ADDRESS_ENV = "DRAGOMAN_SERVER"
+TIMEOUT_ENV = "DRAGOMAN_TIMEOUT"
+TOKEN_ENV = "DRAGOMAN_TOKEN"
+# Whole articles travel in one message; gRPC's 4 MiB default is too small for long HTML pages.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_IN_FLIGHT = 64
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class TranslateInput:
+    """One document for `Client.translate_many`; None fields take the call's defaults."""
+
+    text: str
+    id: str = ""
+    source: str | None = None
+    target: str | None = None
+    format: str | None = None
+    beam_size: int | None = None
+
+
+# Keys accepted in dict documents, mapped to TranslateInput fields (proto names work too).
+_DICT_KEYS: dict[str, str] = {
+    "text": "text",
+    "id": "id",
+    "source": "source",
+    "source_language": "source",
+    "target": "target",
+    "target_language": "target",
+    "format": "format",
+    "beam_size": "beam_size",
+}
+
+
+def resolve_timeout(timeout: float | None) -> float:
+    """Explicit value, else $DRAGOMAN_TIMEOUT, else 60 s; must be a positive number of seconds."""
+    if timeout is None:
+        raw = os.environ.get(TIMEOUT_ENV, "").strip()
+        if not raw:
+            return DEFAULT_TIMEOUT
+        try:
+            timeout = float(raw)
+        except ValueError:
+            raise InvalidArgument(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise InvalidArgument(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def resolve_address(address: str | None) -> str:
+    """Explicit address, else $DRAGOMAN_SERVER, else localhost:50051."""
+    resolved = address or os.environ.get(ADDRESS_ENV, "").strip() or DEFAULT_ADDRESS
+    return resolved
+
+
+def _text_format(name: str) -> int:
+    try:
+        return TEXT_FORMATS[name]
+    except (KeyError, TypeError):
+        raise InvalidArgument(
+            f"format must be one of {', '.join(TEXT_FORMATS)}, got {name!r}"
+        ) from None
+
+
+def _count(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgument(f"{name} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _build(factory: Callable[..., _T], **fields: Any) -> _T:
+    """Construct a protobuf message, reporting wrong field types as InvalidArgument."""
+    try:
+        return factory(**fields)
+    except (TypeError, ValueError) as error:
+        raise InvalidArgument(f"bad request field: {error}") from None
+
+
+class Client:
+    """Connection to one Dragoman server (or a load balancer in front of several).
+
+    `timeout` is the default deadline of each unary call in seconds. `credentials` switches to a
+    TLS channel; `token` (else $DRAGOMAN_TOKEN) is sent as "authorization: Bearer <token>".
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        timeout: float | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.address = resolve_address(address)
+        self.timeout = resolve_timeout(timeout)
+        token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
+        channel_options = [
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            *options,
+        ]
+        if credentials is not None:
+            self._channel = grpc.secure_channel(self.address, credentials, options=channel_options)
+        else:
+            self._channel = grpc.insecure_channel(self.address, options=channel_options)
+        self._translation = translation_pb2_grpc.TranslationServiceStub(self._channel)
+        self._summarisation = summarisation_pb2_grpc.SummarisationServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    def __repr__(self) -> str:
+        return f"Client(address={self.address!r}, timeout={self.timeout!r})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel; calls in progress are cancelled."""
+        self._channel.close()
+
+    def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
+        deadline = self.timeout if timeout is None else resolve_timeout(timeout)
+        try:
+            return method(request, timeout=deadline, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from error
+        except ValueError as error:  # e.g. the channel was closed
+            raise Unavailable(f"cannot call {self.address}: {error}") from error
+
+    def translate(
+        self,
+        text: str,
+        target: str,
+        *,
+        source: str | None = None,
+        format: str = "plain",
+        beam_size: int = 0,
+        id: str = "",
+        timeout: float | None = None,
+    ) -> Translation:
+        """Translate one document into `target`; the source language is detected when None."""
+        request = _build(
+            translation_pb2.TranslateRequest,
+            id=id,
+            text=text,
+            source_language=source or "",
+            target_language=target,
+            format=_text_format(format),
+            beam_size=_count("beam_size", beam_size),
+        )
+        return Translation.from_proto(self._call(self._translation.Translate, request, timeout))
+
+    def translate_many(
+        self,
+        docs: Iterable[TranslateInput | Mapping[str, Any] | str],
+        target: str | None = None,
+        *,
+        source: str | None = None,
+        format: str = "plain",
+        beam_size: int = 0,
+        timeout: float | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> Iterator[Translation]:
+        """Translate many documents over one stream; results come in completion order.
+
+        Each result carries its document's id; documents without one (and plain strings) get
+        their position in `docs` as id. `docs` is read lazily with at most `max_in_flight`
+        documents unanswered, so an archive of any size streams in bounded memory. `timeout` is
+        a deadline for the whole stream and defaults to none. Exceptions raised by `docs`
+        itself propagate unchanged; stopping the iteration early cancels the stream.
+        """
+        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
+            raise InvalidArgument(f"max_in_flight must be a positive integer, got {max_in_flight!r}")
+        defaults = TranslateInput(
+            text="", source=source, target=target, format=format, beam_size=beam_size
+        )
+        _text_format(format)
+        _count("beam_size", beam_size)
+        deadline = None if timeout is None else resolve_timeout(timeout)
+        return self._stream(docs, defaults, deadline, max_in_flight)
+
+    def _stream(
+        self,
+        docs: Iterable[TranslateInput | Mapping[str, Any] | str],
+        defaults: TranslateInput,
+        deadline: float | None,
+        max_in_flight: int,
+    ) -> Iterator[Translation]:
+        stream = _RequestStream(docs, defaults, max_in_flight)
+        try:
+            responses = self._translation.TranslateStream(
+                iter(stream), timeout=deadline, metadata=self._metadata
+            )
+        except ValueError as error:
+            raise Unavailable(f"cannot call {self.address}: {error}") from error
+        stream.on_failure = responses.cancel
+        received = 0
+        try:
+            for response in responses:
+                received += 1
+                stream.answered()
+                yield Translation.from_proto(response)
+        except grpc.RpcError as error:
+            if stream.failure is not None:
+                raise stream.failure from None
+            raise from_rpc_error(error) from error
+        finally:
+            stream.close()
+            responses.cancel()
+        if stream.failure is not None:
+            raise stream.failure
+        if not stream.exhausted or received != stream.sent:
+            raise InternalError(
+                f"the server ended the stream after answering {received} of "
+                f"{stream.sent}{'' if stream.exhausted else '+'} documents"
+            )
+
+    def detect(self, text: str, *, timeout: float | None = None) -> Detection:
+        """Identify the language of `text`."""
+        request = _build(translation_pb2.DetectLanguageRequest, text=text)
+        return Detection.from_proto(self._call(self._translation.DetectLanguage, request, timeout))
+
+    def languages(self, *, timeout: float | None = None) -> Languages:
+        """List the translation pairs, summarisation languages and installed models."""
+        request = translation_pb2.ListLanguagesRequest()
+        return Languages.from_proto(self._call(self._translation.ListLanguages, request, timeout))
+
+    def summarise(
+        self,
+        text: str,
+        *,
+        target: str | None = None,
+        language: str | None = None,
+        method: str = "auto",
+        max_sentences: int = 0,
+        max_words: int = 0,
+        format: str = "plain",
+        id: str = "",
+        timeout: float | None = None,
+    ) -> Summary:
+        """Summarise `text` (language detected when None), translated into `target` if given."""
+        try:
+            method_value = SUMMARY_METHODS[method]
+        except (KeyError, TypeError):
+            raise InvalidArgument(
+                f"method must be one of {', '.join(SUMMARY_METHODS)}, got {method!r}"
+            ) from None
+        request = _build(
+            summarisation_pb2.SummariseRequest,
+            id=id,
+            text=text,
+            language=language or "",
+            target_language=target or "",
+            method=method_value,
+            max_sentences=_count("max_sentences", max_sentences),
+            max_words=_count("max_words", max_words),
+            format=_text_format(format),
+        )
+        return Summary.from_proto(self._call(self._summarisation.Summarise, request, timeout))
+
+    def health(self, service: str = "", *, timeout: float | None = None) -> str:
+        """Status from the standard gRPC health service: "SERVING", "NOT_SERVING", ...
+
+        `service` "" asks about the server as a whole; an unknown service raises NotFound.
+        """
+        request = health_pb2.HealthCheckRequest(service=service)
+        response = self._call(self._health.Check, request, timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+    def wait_ready(self, timeout: float = 30.0, *, service: str = "", interval: float = 0.2) -> None:
+        """Poll the health service until it reports SERVING, e.g. while the server loads models.
+
+        Raises Unavailable when the server is still not serving after `timeout` seconds; other
+        errors (such as NotFound for an unknown service) are raised at once.
+        """
+        limit = resolve_timeout(timeout)
+        give_up = time.monotonic() + limit
+        last = "no answer"
+        while True:
+            remaining = give_up - time.monotonic()
+            if remaining <= 0:
+                raise Unavailable(f"{self.address} not serving after {limit:g} s (last: {last})")
+            try:
+                status = self.health(service, timeout=min(remaining, max(interval, 1.0)))
+            except DragomanError as error:
+                if error.code not in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+                    raise
+                last = error.details.splitlines()[0] if error.details else error.code
+            else:
+                if status == "SERVING":
+                    return
+                last = status
+            time.sleep(max(0.0, min(interval, give_up - time.monotonic())))
+
+
+class _RequestStream:
+    """Feeds TranslateStream from the caller's documents, at most `max_in_flight` unanswered.
+
+    gRPC pulls requests on its own thread; this object blocks that thread while the window is
+    full, and records a bad document as `failure` (cancelling the call) instead of letting gRPC
+    log a traceback and report a vague UNKNOWN.
+    """
+
+    def __init__(
+        self,
+        docs: Iterable[TranslateInput | Mapping[str, Any] | str],
+        defaults: TranslateInput,
+        max_in_flight: int,
+    ) -> None:
+        self._docs = docs
+        self._defaults = defaults
+        self._max_in_flight = max_in_flight
+        self._condition = threading.Condition()
+        self._in_flight = 0
+        self._closed = False
+        self.sent = 0
+        self.exhausted = False
+        self.failure: BaseException | None = None
+        self.on_failure: Callable[[], Any] = lambda: None
+
+    def __iter__(self) -> Iterator[translation_pb2.TranslateRequest]:
+        try:
+            for index, doc in enumerate(self._docs):
+                request = _request_for(doc, index, self._defaults)
+                with self._condition:
+                    while self._in_flight >= self._max_in_flight and not self._closed:
+                        self._condition.wait()
+                    if self._closed:
+                        return
+                    self._in_flight += 1
+                    self.sent += 1
+                yield request
+            self.exhausted = True
+        except GeneratorExit:
+            raise
+        except BaseException as error:  # handed to the consuming thread, which re-raises it
+            self.failure = error
+            self.on_failure()
+
+    def answered(self) -> None:
+        with self._condition:
+            self._in_flight -= 1
+            self._condition.notify()
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+
+def _request_for(
+    doc: TranslateInput | Mapping[str, Any] | str, index: int, defaults: TranslateInput
+) -> translation_pb2.TranslateRequest:
+    if isinstance(doc, str):
+        item = TranslateInput(text=doc)
+    elif isinstance(doc, TranslateInput):
+        item = doc
+    elif isinstance(doc, Mapping):
+        unknown = sorted(str(k) for k in doc if k not in _DICT_KEYS)
+        if unknown:
+            raise InvalidArgument(f"document {index}: unknown keys {unknown}")
+        if "text" not in doc:
+            raise InvalidArgument(f"document {index}: no 'text'")
+        item = TranslateInput(**{_DICT_KEYS[k]: v for k, v in doc.items()})
+    else:
+        raise InvalidArgument(
+            f"document {index}: expected TranslateInput, dict or str, got {type(doc).__name__}"
+        )
+    target = item.target or defaults.target
+    if not target:
+        raise InvalidArgument(f"document {index}: no target language")
+    text_format = item.format if item.format is not None else defaults.format
+    beam_size = item.beam_size if item.beam_size is not None else defaults.beam_size
+    return _build(
+        translation_pb2.TranslateRequest,
+        id=str(item.id) if item.id not in ("", None) else str(index),
+        text=item.text,
+        source_language=item.source or defaults.source or "",
+        target_language=target,
+        format=_text_format(text_format or "plain"),
+        beam_size=_count("beam_size", beam_size or 0),
+    )
