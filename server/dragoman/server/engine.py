@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import ctranslate2
-
 from dragoman.server.errors import InvalidInput
 from dragoman.server.manifest import Manifest
 from dragoman.server.tokenizer import load_tokenizers
@@ -65,6 +63,8 @@ class Seq2SeqModel:
         self.path = model_dir
         self.manifest = manifest
         self.runtime = runtime
+        import ctranslate2  # here, not at import: the CLI and config stay light
+
         self._source_tok, self._target_tok = load_tokenizers(model_dir, manifest.tokenizer)
         self._lock = threading.Lock()
         self._active = 0
