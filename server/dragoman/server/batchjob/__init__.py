@@ -1,0 +1,1 @@
+"""Resumable batch translation and summarisation of article archives."""
