@@ -1,0 +1,329 @@
+"""Cut text into verbatim pieces and sentences, so translations can be put back losslessly.
+
+The invariant everywhere: ``"".join(document.pieces) == text`` and
+``document.rebuild(document.sentences) == text``. Only sentence pieces are ever replaced; the
+whitespace, markup and code around them are kept exactly as they came.
+"""
+
+from __future__ import annotations
+
+import enum
+import html
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import sentencex
+
+from dragoman.server.text.languages import UNSPACED_LANGUAGES, base_language
+from dragoman.server.text.markup import html_text_ranges, markdown_text_ranges
+
+logger = logging.getLogger(__name__)
+
+Span = tuple[int, int]
+
+
+class TextFormat(enum.Enum):
+    PLAIN = "plain"
+    HTML = "html"
+    MARKDOWN = "markdown"
+
+
+# Whitespace that HTML rendering (and Markdown soft breaks) collapse to one space. No-break
+# spaces are meaningful and kept.
+_COLLAPSIBLE = re.compile(r"[ \t\r\n\f]+")
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+# The charref pattern of html.unescape, so entity boundaries map back to the source.
+_CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
+
+
+def _sentence_text(piece: str, fmt: TextFormat) -> str:
+    """What the model sees for a sentence piece (markup formats: unescaped, soft breaks collapsed)."""
+    if fmt is TextFormat.HTML:
+        return _COLLAPSIBLE.sub(" ", html.unescape(piece))
+    if fmt is TextFormat.MARKDOWN:
+        return _COLLAPSIBLE.sub(" ", piece)
+    return piece
+
+
+@dataclass(frozen=True)
+class Document:
+    """A text cut into verbatim pieces; some pieces are sentences to translate."""
+
+    pieces: tuple[str, ...]
+    sentence_index: tuple[int, ...]
+    fmt: TextFormat = TextFormat.PLAIN
+
+    @property
+    def sentences(self) -> list[str]:
+        """The sentences to translate, in order (HTML unescaped, soft line breaks collapsed)."""
+        return [_sentence_text(self.pieces[i], self.fmt) for i in self.sentence_index]
+
+    def rebuild(self, translations: Sequence[str]) -> str:
+        """The original text with each sentence replaced by its translation.
+
+        A translation equal to the sentence restores the source piece exactly (entities, line
+        breaks); any other HTML translation is escaped so it cannot inject markup.
+        """
+        if isinstance(translations, str):
+            raise TypeError("translations must be a sequence of strings, not one string")
+        if len(translations) != len(self.sentence_index):
+            raise ValueError(
+                f"expected {len(self.sentence_index)} translations, got {len(translations)}"
+            )
+        out = list(self.pieces)
+        for index, translation in zip(self.sentence_index, translations):
+            piece = self.pieces[index]
+            if translation == _sentence_text(piece, self.fmt):
+                continue
+            out[index] = html.escape(translation, quote=False) if self.fmt is TextFormat.HTML else translation
+        return "".join(out)
+
+
+def joiner(language: str) -> str:
+    """The separator between sentences: "" for languages written without spaces, else " "."""
+    return "" if base_language(language) in UNSPACED_LANGUAGES else " "
+
+
+def _has_letter(text: str) -> bool:
+    return any(c.isalpha() for c in text)
+
+
+def _segment(text: str, start: int, end: int, language: str) -> Iterator[Span]:
+    """Sentence spans (stripped, non-empty) of ``text[start:end]``, which holds no structure."""
+    chunk = text[start:end]
+    if not chunk or chunk.isspace():
+        return
+    cuts: list[Span] = []
+    try:
+        position = 0
+        for boundary in sentencex.get_sentence_boundaries(language, chunk):
+            if boundary["start_index"] != position:
+                raise ValueError(f"gap before {boundary['start_index']}")
+            position = boundary["end_index"]
+            cuts.append((boundary["start_index"], position))
+        if position != len(chunk):
+            raise ValueError(f"boundaries end at {position} of {len(chunk)}")
+    except ValueError as exc:
+        # sentencex has always covered its input; if it ever does not, keep the block whole
+        # rather than lose or duplicate text.
+        logger.warning("sentence boundaries unusable (%s); keeping the block as one sentence", exc)
+        cuts = [(0, len(chunk))]
+    for a, b in cuts:
+        piece = chunk[a:b]
+        stripped = piece.strip()
+        if stripped:
+            lead = len(piece) - len(piece.lstrip())
+            yield start + a + lead, start + a + lead + len(stripped)
+
+
+def _lines(text: str, start: int, end: int) -> Iterator[Span]:
+    """Content spans of the lines in ``text[start:end]`` (line breaks excluded)."""
+    position = start
+    for m in _LINE_BREAK.finditer(text, start, end):
+        yield position, m.start()
+        position = m.end()
+    yield position, end
+
+
+def split_sentences(text: str, language: str) -> list[Span]:
+    """Sentence spans ``(start, end)`` of plain text, stripped of surrounding whitespace.
+
+    Every non-empty line is a block of its own, so no sentence ever spans a line break.
+    """
+    language = base_language(language)
+    return [span for line in _lines(text, 0, len(text)) for span in _segment(text, *line, language)]
+
+
+def _unescape_map(raw: str) -> tuple[str, list[int], list[int]]:
+    """``html.unescape(raw)`` plus, for every output character, its source start and end."""
+    parts: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    position = 0
+    for m in _CHARREF.finditer(raw):
+        source = m.group()
+        replacement = html.unescape(source)
+        # Characters the entity did not consume ("&ampfoo" -> "&foo", "&\r" -> "&\r") map
+        # one to one; only the entity itself maps to its whole source span.
+        literal = 0
+        while (literal < len(source) and literal < len(replacement)
+               and source[-1 - literal] == replacement[-1 - literal]):
+            literal += 1
+        if replacement != source:
+            literal = min(literal, len(replacement) - 1)
+        entity_end = m.end() - literal
+        for i in range(position, m.start()):
+            parts.append(raw[i])
+            starts.append(i)
+            ends.append(i + 1)
+        entity = replacement[:len(replacement) - literal]
+        parts.append(entity)
+        starts.extend([m.start()] * len(entity))
+        ends.extend([entity_end] * len(entity))
+        position = entity_end
+    for i in range(position, len(raw)):
+        parts.append(raw[i])
+        starts.append(i)
+        ends.append(i + 1)
+    return "".join(parts), starts, ends
+
+
+def _html_spans(text: str, start: int, end: int, language: str) -> Iterator[Span]:
+    """Sentence spans of an HTML text node: split on the unescaped text, mapped back to source."""
+    raw = text[start:end]
+    if "&" not in raw:
+        yield from _segment(text, start, end, language)
+        return
+    plain, starts, ends = _unescape_map(raw)
+    for a, b in _segment(plain, 0, len(plain), language):
+        yield start + starts[a], start + ends[b - 1]
+
+
+def _assemble(text: str, spans: Iterator[Span], fmt: TextFormat) -> Document:
+    """Pieces from sentence spans: the text between them becomes verbatim pieces."""
+    pieces: list[str] = []
+    index: list[int] = []
+    position = 0
+    for a, b in spans:
+        sentence = text[a:b]
+        if not _has_letter(_sentence_text(sentence, fmt)):
+            continue  # numbers, dashes, emoji: nothing to translate, stays verbatim
+        if a > position:
+            pieces.append(text[position:a])
+        index.append(len(pieces))
+        pieces.append(sentence)
+        position = b
+    if position < len(text):
+        pieces.append(text[position:])
+    return Document(pieces=tuple(pieces), sentence_index=tuple(index), fmt=fmt)
+
+
+def split_document(text: str, language: str, fmt: TextFormat = TextFormat.PLAIN) -> Document:
+    """Cut ``text`` into verbatim pieces and translatable sentences.
+
+    Plain text keeps every line break and all whitespace; each line is a block. HTML translates
+    only text nodes (see :func:`~dragoman.server.text.markup.html_text_ranges`); Markdown only
+    prose (see :func:`~dragoman.server.text.markup.markdown_text_ranges`). Sentences hold at least
+    one letter.
+    """
+    fmt = TextFormat(fmt)
+    language = base_language(language)
+    if fmt is TextFormat.PLAIN:
+        spans: Iterator[Span] = iter(split_sentences(text, language))
+    elif fmt is TextFormat.HTML:
+        spans = (s for r in html_text_ranges(text) for s in _html_spans(text, *r, language))
+    else:
+        spans = (s for r in markdown_text_ranges(text) for s in _segment(text, *r, language))
+    return _assemble(text, spans, fmt)
+
+
+# ---------------------------------------------------------------------------------------------
+# Splitting sentences that are too long for a model
+# ---------------------------------------------------------------------------------------------
+
+# Clause (and missed sentence) punctuation that needs whitespace after it to be a cut...
+_SPACED_PUNCTUATION = frozenset(",;:.!?…،؛؟।॥።፣፤")
+# ...and full-width forms, which are followed by no space.
+_UNSPACED_PUNCTUATION = frozenset("，、；：。！？．｡､")
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def _punctuation_cuts(text: str, start: int, end: int) -> list[int]:
+    cuts = []
+    i = start
+    while i < end:
+        c = text[i]
+        i += 1
+        if c in _UNSPACED_PUNCTUATION or (c in _SPACED_PUNCTUATION and i < end and text[i].isspace()):
+            while i < end and text[i].isspace():
+                i += 1
+            if start < i < end:
+                cuts.append(i)
+    return cuts
+
+
+def _whitespace_cuts(text: str, start: int, end: int) -> list[int]:
+    return [i for i in range(start + 1, end) if text[i - 1].isspace() and not text[i].isspace()]
+
+
+def _character_cuts(text: str, start: int, end: int) -> list[int]:
+    """Cuts between characters, never inside a combining sequence, joiner sequence or CRLF."""
+    cuts = []
+    for i in range(start + 1, end):
+        c, before = text[i], text[i - 1]
+        if unicodedata.category(c).startswith("M") or c in _JOINERS or before in _JOINERS:
+            continue
+        if "\ufe00" <= c <= "\ufe0f" or "\U0001f3fb" <= c <= "\U0001f3ff" or (before == "\r" and c == "\n"):
+            continue
+        cuts.append(i)
+    return cuts
+
+
+_TIERS: tuple[Callable[[str, int, int], list[int]], ...] = (
+    _punctuation_cuts,
+    _whitespace_cuts,
+    _character_cuts,
+)
+
+
+def split_to_fit(text: str, fits: Callable[[str], bool]) -> list[str]:
+    """Cut a sentence that is too long for a model into pieces with ``fits(piece.strip())``.
+
+    ``"".join(pieces) == text`` always. Cuts go after clause punctuation where possible, then at
+    whitespace, then between characters (text without spaces); a single character that does not
+    fit is returned alone rather than dropped. Pieces are packed greedily; ``fits`` is assumed
+    monotonic (a prefix of something that fits, fits), which lets the packing search in
+    O(log n) calls per piece.
+    """
+    if fits(text.strip()):
+        return [text]
+    return [text[a:b] for a, b in _fit(text, 0, len(text), fits, 0)]
+
+
+def _fit(text: str, start: int, end: int, fits: Callable[[str], bool], tier: int) -> list[Span]:
+    if tier >= len(_TIERS):
+        return [(start, end)]
+    bounds = [start, *_TIERS[tier](text, start, end), end]
+    if len(bounds) == 2:
+        return _fit(text, start, end, fits, tier + 1)
+
+    def fits_units(i: int, j: int) -> bool:  # units i..j-1 together
+        return fits(text[bounds[i]:bounds[j]].strip())
+
+    pieces: list[Span] = []
+    units = len(bounds) - 1
+    i = 0
+    while i < units:
+        if not fits_units(i, i + 1):
+            pieces.extend(_fit(text, bounds[i], bounds[i + 1], fits, tier + 1))
+            i += 1
+            continue
+        good = _longest_fitting_run(i, units, fits_units)
+        pieces.append((bounds[i], bounds[good]))
+        i = good
+    return pieces
+
+
+def _longest_fitting_run(i: int, units: int, fits_units: Callable[[int, int], bool]) -> int:
+    """Largest j <= units with units i..j-1 fitting, given that i..i fits: gallop, then bisect."""
+    good, step = i + 1, 1
+    bad: int | None = None
+    while good < units:
+        probe = min(good + step, units)
+        if fits_units(i, probe):
+            good = probe
+            step *= 2
+        else:
+            bad = probe
+            break
+    if bad is not None:
+        while bad - good > 1:
+            middle = (good + bad) // 2
+            if fits_units(i, middle):
+                good = middle
+            else:
+                bad = middle
+    return good
