@@ -7,6 +7,7 @@ the right exceptions. Text starting with a command word steers the fakes:
   "SLOW"                    hold the call until the client gives up (or 10 s)
   "LATE ..."                (stream) answer only after the next request, or at the end
   "STOP"                    (stream) end the stream successfully without answering the rest
+  "FAIL:<CODE>:<message>"   answer with a per-document error (what streams do for one bad doc)
 """
 
 from __future__ import annotations
@@ -26,13 +27,12 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-
 from dragoman.client import (
     Cancelled,
     Client,
     DeadlineExceeded,
     Detection,
+    DocumentError,
     DragomanError,
     InternalError,
     InvalidArgument,
@@ -54,6 +54,7 @@ from dragoman.v1 import (
     translation_pb2,
     translation_pb2_grpc,
 )
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -85,12 +86,19 @@ class FakeTranslation(translation_pb2_grpc.TranslationServiceServicer):
         self, request: translation_pb2.TranslateRequest, context: grpc.ServicerContext
     ) -> translation_pb2.TranslateResponse:
         _abort_if_asked(request.text, context)
+        if request.text.startswith("FAIL:"):
+            _, code, message = request.text.split(":", 2)
+            return translation_pb2.TranslateResponse(
+                id=request.id, error=translation_pb2.DocumentError(code=code, message=message)
+            )
         if request.text == "SLOW":
             _hold(context, self.slow_started)
         source = request.source_language or "en"
         target = request.target_language
         pivot = "en" if "en" not in (source, target) else ""
-        models = [f"fake-{source}-en", f"fake-en-{target}"] if pivot else [f"fake-{source}-{target}"]
+        models = (
+            [f"fake-{source}-en", f"fake-en-{target}"] if pivot else [f"fake-{source}-{target}"]
+        )
         return translation_pb2.TranslateResponse(
             id=request.id,
             text=request.text.upper(),
@@ -266,7 +274,10 @@ def test_importing_the_client_loads_neither_server_nor_ctranslate2() -> None:
         "print(bad)\n"
         "sys.exit(1 if bad else 0)\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "client"), str(ROOT / "server")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "client"), str(ROOT / "server")]),
+    }
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
     )
@@ -289,10 +300,14 @@ def test_translate_maps_every_request_and_response_field(client: Client, fake: F
         detected=False,
         sentences=2,
         cached_sentences=1,
+        error=None,
     )
     sent = fake.translation.requests[-1]
     assert (sent.id, sent.text, sent.source_language, sent.target_language) == (
-        "a-1", "Hallo Welt. Wie geht's?", "de", "en",
+        "a-1",
+        "Hallo Welt. Wie geht's?",
+        "de",
+        "en",
     )
     assert sent.format == translation_pb2.TEXT_FORMAT_MARKDOWN
     assert sent.beam_size == 3
@@ -428,7 +443,9 @@ def test_messages_over_grpcs_4_mib_default_get_through(client: Client) -> None:
     assert result.text == text.upper()
 
 
-def test_translate_many_round_trips_ids_in_completion_order(client: Client, fake: FakeServer) -> None:
+def test_translate_many_round_trips_ids_in_completion_order(
+    client: Client, fake: FakeServer
+) -> None:
     docs = [
         TranslateInput("LATE one", id="first"),
         {"text": "two", "id": "second", "source": "de"},
@@ -461,7 +478,7 @@ def test_translate_many_reads_documents_lazily_within_the_window(
     window = 4
     stream = client.translate_many(endless(), "de", max_in_flight=window)
     for received, result in enumerate(stream, start=1):
-        assert pulled <= received + window
+        assert pulled <= received + window  # never read ahead of the window
         assert result.text == result.text.upper()
         if received == 40:
             break
@@ -469,7 +486,7 @@ def test_translate_many_reads_documents_lazily_within_the_window(
     time.sleep(0.2)
     settled = pulled
     time.sleep(0.2)
-    assert pulled == settled <= 40 + window + 1
+    assert pulled == settled <= 40 + window
 
 
 def test_translate_many_reports_a_bad_document_without_grpc_noise(
@@ -482,6 +499,8 @@ def test_translate_many_reports_a_bad_document_without_grpc_noise(
         with pytest.raises(InvalidArgument, match="document 0: no target language"):
             list(client.translate_many(["x"]))
     assert "Exception iterating requests" not in caplog.text
+    with pytest.raises(InvalidArgument, match="docs must be iterable, got int"):
+        client.translate_many(5, "de")  # type: ignore[arg-type]
 
 
 def test_translate_many_passes_the_callers_own_exceptions_through(client: Client) -> None:
@@ -500,8 +519,41 @@ def test_translate_many_maps_stream_errors(client: Client) -> None:
         list(client.translate_many(["SLOW"], "de", timeout=0.3))
 
 
+def test_translate_many_raises_a_documents_error_by_default(client: Client) -> None:
+    docs = [
+        TranslateInput("fine", id="a"),
+        TranslateInput("FAIL:NOT_FOUND:no model for xx", id="b"),
+    ]
+    with pytest.raises(NotFound, match="^NOT_FOUND: document 'b': no model for xx$"):
+        list(client.translate_many(docs, "de"))
+
+
+def test_translate_many_can_yield_failed_documents_and_go_on(client: Client) -> None:
+    docs = ["one", "FAIL:INVALID_ARGUMENT:text is empty", "FAIL:ABORTED:odd", "three"]
+    results = {r.id: r for r in client.translate_many(docs, "de", on_error="yield")}
+    assert results["0"].text == "ONE" and results["0"].error is None
+    assert results["3"].text == "THREE" and results["3"].error is None
+    failed = results["1"]
+    assert failed.error == DocumentError(code="INVALID_ARGUMENT", message="text is empty")
+    assert failed.text == ""
+    exception = failed.error.exception()
+    assert isinstance(exception, InvalidArgument) and exception.details == "text is empty"
+    odd = results["2"].error
+    assert odd is not None and type(odd.exception()) is DragomanError
+    assert odd.exception().code == "ABORTED"
+    with pytest.raises(InvalidArgument, match="on_error must be 'raise' or 'yield'"):
+        client.translate_many(docs, "de", on_error="skip")
+
+
+def test_translate_raises_an_error_carried_in_a_unary_answer(client: Client) -> None:
+    with pytest.raises(ResourceExhausted, match="^RESOURCE_EXHAUSTED: queue full$"):
+        client.translate("FAIL:RESOURCE_EXHAUSTED:queue full", "de")
+
+
 def test_translate_many_refuses_a_stream_that_ends_early(client: Client) -> None:
-    with pytest.raises(InternalError, match=r"ended the stream after answering 1 of [23]\+? documents"):
+    with pytest.raises(
+        InternalError, match=r"ended the stream after answering 1 of [23]\+? documents"
+    ):
         list(client.translate_many(["fine", "STOP", "never"], "de"))
 
 

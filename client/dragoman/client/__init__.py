@@ -22,6 +22,7 @@ from dragoman.client.errors import (
 )
 from dragoman.client.results import (
     Detection,
+    DocumentError,
     LanguagePair,
     Languages,
     LanguageScore,
@@ -35,6 +36,7 @@ __all__ = [
     "Client",
     "DeadlineExceeded",
     "Detection",
+    "DocumentError",
     "DragomanError",
     "InternalError",
     "InvalidArgument",

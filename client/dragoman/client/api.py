@@ -15,16 +15,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from dragoman.client.errors import (
     DragomanError,
     InternalError,
     InvalidArgument,
     Unavailable,
+    error_for,
     from_rpc_error,
 )
 from dragoman.client.results import (
@@ -41,6 +40,7 @@ from dragoman.v1 import (
     translation_pb2,
     translation_pb2_grpc,
 )
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_IN_FLIGHT = 64
 
 _T = TypeVar("_T")
+_END = object()  # marks the end of the caller's documents
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,10 @@ class Client:
             format=_text_format(format),
             beam_size=_count("beam_size", beam_size),
         )
-        return Translation.from_proto(self._call(self._translation.Translate, request, timeout))
+        result = Translation.from_proto(self._call(self._translation.Translate, request, timeout))
+        if result.error is not None:  # only streams should carry one; never hide it
+            raise result.error.exception()
+        return result
 
     def translate_many(
         self,
@@ -220,33 +224,51 @@ class Client:
         beam_size: int = 0,
         timeout: float | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        on_error: Literal["raise", "yield"] = "raise",
     ) -> Iterator[Translation]:
         """Translate many documents over one stream; results come in completion order.
 
         Each result carries its document's id; documents without one (and plain strings) get
         their position in `docs` as id. `docs` is read lazily with at most `max_in_flight`
         documents unanswered, so an archive of any size streams in bounded memory. `timeout` is
-        a deadline for the whole stream and defaults to none. Exceptions raised by `docs`
-        itself propagate unchanged; stopping the iteration early cancels the stream.
+        a deadline for the whole stream and defaults to none.
+
+        A document the server rejects raises its exception ("document '<id>': ...") and ends
+        the stream when `on_error="raise"`; with `on_error="yield"` it comes back as a result
+        with `error` set and the stream goes on. Exceptions raised by `docs` itself propagate
+        unchanged; stopping the iteration early cancels the stream.
         """
-        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
-            raise InvalidArgument(f"max_in_flight must be a positive integer, got {max_in_flight!r}")
+        if (
+            isinstance(max_in_flight, bool)
+            or not isinstance(max_in_flight, int)
+            or max_in_flight < 1
+        ):
+            raise InvalidArgument(
+                f"max_in_flight must be a positive integer, got {max_in_flight!r}"
+            )
+        if on_error not in ("raise", "yield"):
+            raise InvalidArgument(f"on_error must be 'raise' or 'yield', got {on_error!r}")
         defaults = TranslateInput(
             text="", source=source, target=target, format=format, beam_size=beam_size
         )
         _text_format(format)
         _count("beam_size", beam_size)
         deadline = None if timeout is None else resolve_timeout(timeout)
-        return self._stream(docs, defaults, deadline, max_in_flight)
+        try:
+            doc_iterator = iter(docs)
+        except TypeError:
+            raise InvalidArgument(f"docs must be iterable, got {type(docs).__name__}") from None
+        return self._stream(doc_iterator, defaults, deadline, max_in_flight, on_error == "raise")
 
     def _stream(
         self,
-        docs: Iterable[TranslateInput | Mapping[str, Any] | str],
+        doc_iterator: Iterator[TranslateInput | Mapping[str, Any] | str],
         defaults: TranslateInput,
         deadline: float | None,
         max_in_flight: int,
+        raise_errors: bool,
     ) -> Iterator[Translation]:
-        stream = _RequestStream(docs, defaults, max_in_flight)
+        stream = _RequestStream(doc_iterator, defaults, max_in_flight)
         try:
             responses = self._translation.TranslateStream(
                 iter(stream), timeout=deadline, metadata=self._metadata
@@ -259,7 +281,12 @@ class Client:
             for response in responses:
                 received += 1
                 stream.answered()
-                yield Translation.from_proto(response)
+                result = Translation.from_proto(response)
+                if raise_errors and result.error is not None:
+                    raise error_for(
+                        result.error.code, f"document {result.id!r}: {result.error.message}"
+                    )
+                yield result
         except grpc.RpcError as error:
             if stream.failure is not None:
                 raise stream.failure from None
@@ -327,7 +354,9 @@ class Client:
         response = self._call(self._health.Check, request, timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
 
-    def wait_ready(self, timeout: float = 30.0, *, service: str = "", interval: float = 0.2) -> None:
+    def wait_ready(
+        self, timeout: float = 30.0, *, service: str = "", interval: float = 0.2
+    ) -> None:
         """Poll the health service until it reports SERVING, e.g. while the server loads models.
 
         Raises Unavailable when the server is still not serving after `timeout` seconds; other
@@ -363,7 +392,7 @@ class _RequestStream:
 
     def __init__(
         self,
-        docs: Iterable[TranslateInput | Mapping[str, Any] | str],
+        docs: Iterator[TranslateInput | Mapping[str, Any] | str],
         defaults: TranslateInput,
         max_in_flight: int,
     ) -> None:
@@ -380,17 +409,24 @@ class _RequestStream:
 
     def __iter__(self) -> Iterator[translation_pb2.TranslateRequest]:
         try:
-            for index, doc in enumerate(self._docs):
-                request = _request_for(doc, index, self._defaults)
+            index = 0
+            while True:
+                # Take a slot before reading the next document, so no more than
+                # max_in_flight documents are ever out of the caller's iterator unanswered.
                 with self._condition:
                     while self._in_flight >= self._max_in_flight and not self._closed:
                         self._condition.wait()
                     if self._closed:
                         return
                     self._in_flight += 1
-                    self.sent += 1
+                doc = next(self._docs, _END)
+                if doc is _END:
+                    self.exhausted = True
+                    return
+                request = _request_for(doc, index, self._defaults)
+                index += 1
+                self.sent += 1
                 yield request
-            self.exhausted = True
         except GeneratorExit:
             raise
         except BaseException as error:  # handed to the consuming thread, which re-raises it

@@ -22,7 +22,7 @@ class DragomanError(Exception):
 
 
 class InvalidArgument(DragomanError):
-    """The request was rejected as malformed: bad language code, empty or over-limit text, bad option."""
+    """The request is malformed: bad language code, empty or over-limit text, bad option."""
 
     code = "INVALID_ARGUMENT"
 
@@ -84,6 +84,13 @@ _BY_STATUS: dict[grpc.StatusCode, type[DragomanError]] = {
 }
 
 
+def error_for(code: str, details: str) -> DragomanError:
+    """The exception for a status code name, e.g. from a stream's per-document error."""
+    status = grpc.StatusCode.__members__.get(code)
+    cls = _BY_STATUS.get(status, DragomanError) if status is not None else DragomanError
+    return cls(details, code=code)
+
+
 def from_rpc_error(error: grpc.RpcError) -> DragomanError:
     """Turn a failed call into the matching exception; unmapped codes give a plain DragomanError.
 
@@ -94,5 +101,4 @@ def from_rpc_error(error: grpc.RpcError) -> DragomanError:
     details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
     if status is None:
         return DragomanError(details)
-    cls = _BY_STATUS.get(status, DragomanError)
-    return cls(details, code=status.name)
+    return error_for(status.name, details)

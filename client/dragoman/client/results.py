@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dragoman.client.errors import DragomanError, error_for
 from dragoman.v1 import summarisation_pb2, translation_pb2
 
 # Request-side names of the enums; the CLI offers exactly these choices.
@@ -34,8 +35,21 @@ def _optional(value: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class DocumentError:
+    """Why one document of a stream failed while the others went on."""
+
+    # gRPC status code name, e.g. "INVALID_ARGUMENT", "NOT_FOUND".
+    code: str
+    message: str
+
+    def exception(self) -> DragomanError:
+        """The exception a single call would have raised for this document."""
+        return error_for(self.code, self.message)
+
+
+@dataclass(frozen=True)
 class Translation:
-    """One translated document."""
+    """One translated document; from `translate_many`, possibly a failed one (`error` set)."""
 
     id: str
     text: str
@@ -50,6 +64,8 @@ class Translation:
     detected: bool
     sentences: int
     cached_sentences: int
+    # Set only on a stream result whose document failed; the other fields are then empty.
+    error: DocumentError | None = None
 
     @classmethod
     def from_proto(cls, message: translation_pb2.TranslateResponse) -> Translation:
@@ -64,6 +80,11 @@ class Translation:
             detected=message.detected,
             sentences=message.sentences,
             cached_sentences=message.cached_sentences,
+            error=(
+                DocumentError(code=message.error.code, message=message.error.message)
+                if message.HasField("error")
+                else None
+            ),
         )
 
 

@@ -1,0 +1,176 @@
+"""The `dragoman` command line: parser, command registration and the one error boundary.
+
+Each command module exposes `register(subparsers) -> None`, adding sub-parsers whose defaults set
+`func(args) -> int`. Modules that are not part of this installation are skipped, so the client
+CLI works without the server package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from typing import NoReturn
+
+from dragoman.client.api import ADDRESS_ENV, DEFAULT_ADDRESS, TIMEOUT_ENV, resolve_timeout
+from dragoman.client.cli.common import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    PROG,
+    CliError,
+    UsageError,
+    describe_error,
+    exit_code_for,
+    positive_float,
+    report_error,
+    server_address,
+)
+from dragoman.client.errors import DragomanError
+
+logger = logging.getLogger(__name__)
+
+COMMAND_MODULES = ("remote", "serve", "models", "batch")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors become one-line UsageErrors instead of usage + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix(PROG).strip()
+        if command:
+            raise UsageError(f"{command}: {message} (see '{self.prog} --help')")
+        raise UsageError(f"{message} (see '{PROG} --help')")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("dragoman")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, inherited: bool) -> None:
+    """Add --server/--timeout/-v.
+
+    On sub-parsers (`inherited`) they default to SUPPRESS, so a flag given before the command
+    is not overwritten by the sub-parser's default.
+    """
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if inherited else value
+
+    options: list[tuple[tuple[str, ...], dict[str, object]]] = [
+        (
+            ("--server",),
+            dict(
+                metavar="HOST:PORT",
+                default=default(None),
+                help=f"server address (default: ${ADDRESS_ENV}, else {DEFAULT_ADDRESS})",
+            ),
+        ),
+        (
+            ("--timeout",),
+            dict(
+                type=positive_float,
+                metavar="SECONDS",
+                default=default(None),
+                help=f"deadline of each call (default: ${TIMEOUT_ENV}, else 60)",
+            ),
+        ),
+        (
+            ("-v", "--verbose"),
+            dict(
+                action="count",
+                default=default(0),
+                help="log more (-v: info, -vv: debug with tracebacks)",
+            ),
+        ),
+    ]
+    for flags, kwargs in options:
+        try:
+            parser.add_argument(*flags, **kwargs)  # type: ignore[arg-type]
+        except argparse.ArgumentError:
+            logger.debug("%s defines its own %s", parser.prog, flags[0])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, with every command module that is installed."""
+    parser = _Parser(
+        prog=PROG,
+        description="Translate and summarise article text with a Dragoman server.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    _add_global_options(parser, inherited=False)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        module_name = f"{__name__}.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            logger.debug("command module %s is not installed", module_name)
+            continue
+        module.register(subparsers)
+    seen: set[int] = set()
+    for subparser in subparsers.choices.values():
+        if id(subparser) not in seen:
+            seen.add(id(subparser))
+            _add_global_options(subparser, inherited=True)
+    return parser
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format=f"{PROG}: %(levelname)s: %(name)s: %(message)s")
+
+
+def _timeout_for_message(args: argparse.Namespace) -> float | None:
+    try:
+        return resolve_timeout(getattr(args, "timeout", None))
+    except DragomanError:
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (0 ok, 1 failure, 2 usage error, 130 Ctrl-C)."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except UsageError as error:
+        report_error(str(error))
+        return error.exit_code
+    except SystemExit as exit_:  # --help and --version
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE if exit_.code else 0
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as error:  # a broken command module must not produce a traceback
+        report_error(f"cannot set up the command line: {type(error).__name__}: {error}")
+        return EXIT_FAILURE
+    _configure_logging(args.verbose)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except CliError as error:
+        report_error(str(error))
+        return error.exit_code
+    except DragomanError as error:
+        logger.debug("call failed", exc_info=True)
+        report_error(describe_error(error, server_address(args), _timeout_for_message(args)))
+        return exit_code_for(error)
+    except BrokenPipeError:
+        # The reader (e.g. `head`) went away: stop quietly, and keep the interpreter's final
+        # flush of stdout from complaining too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
+    except Exception as error:
+        logger.debug("unexpected failure", exc_info=True)
+        report_error(f"unexpected {type(error).__name__}: {error} (run with -vv for details)")
+        return EXIT_FAILURE

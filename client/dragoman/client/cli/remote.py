@@ -1,0 +1,257 @@
+"""CLI commands that talk to a running server: translate, summarise, detect, languages, health."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dragoman.client.cli.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    STDIN,
+    format_table,
+    infer_format,
+    make_client,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    read_input,
+    to_json,
+    write_output,
+)
+from dragoman.client.results import SUMMARY_METHODS, TEXT_FORMATS, Languages
+
+
+def register(subparsers: Any) -> None:
+    """Add the remote commands to the `dragoman` parser."""
+    _register_translate(subparsers)
+    _register_summarise(subparsers)
+    _register_detect(subparsers)
+    _register_languages(subparsers)
+    _register_health(subparsers)
+
+
+def _add_io(parser: argparse.ArgumentParser, *, output: bool = True) -> None:
+    parser.add_argument(
+        "file", nargs="?", metavar="FILE", help="UTF-8 text to read; '-' or omitted: stdin"
+    )
+    if output:
+        parser.add_argument(
+            "-o", "--output", metavar="FILE", help="write here (atomically) instead of stdout"
+        )
+    parser.add_argument("--json", action="store_true", help="print the full result as JSON")
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=list(TEXT_FORMATS),
+        help="text structure (default: from the suffix .html/.htm/.md/.markdown, else plain)",
+    )
+
+
+def _register_translate(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "translate",
+        help="translate a document",
+        description="Translate a document, keeping paragraphs and HTML/Markdown markup.",
+    )
+    parser.add_argument(
+        "--to", dest="target", required=True, metavar="LANG", help="target language"
+    )
+    parser.add_argument(
+        "--from", dest="source", metavar="LANG", help="source language (default: detect)"
+    )
+    _add_format(parser)
+    parser.add_argument(
+        "--beam-size",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="beam size (default: the model's)",
+    )
+    _add_io(parser)
+    parser.set_defaults(func=run_translate)
+
+
+def run_translate(args: argparse.Namespace) -> int:
+    text = read_input(args.file)
+    with make_client(args) as client:
+        result = client.translate(
+            text,
+            args.target,
+            source=args.source,
+            format=infer_format(args.file, args.format),
+            beam_size=args.beam_size,
+        )
+    write_output(to_json(result) if args.json else result.text, args.output)
+    return EXIT_OK
+
+
+def _register_summarise(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "summarise",
+        aliases=["summarize"],
+        help="summarise a document",
+        description="Summarise a document, optionally into another language.",
+    )
+    parser.add_argument(
+        "--to",
+        dest="target",
+        metavar="LANG",
+        help="language of the summary (default: the article's)",
+    )
+    parser.add_argument(
+        "--language", metavar="LANG", help="language of the article (default: detect)"
+    )
+    parser.add_argument(
+        "--method",
+        choices=list(SUMMARY_METHODS),
+        default="auto",
+        help="auto: abstractive where a summariser is installed, else extractive",
+    )
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument(
+        "--sentences",
+        type=positive_int,
+        default=0,
+        metavar="N",
+        help="at most N sentences (default: the server's)",
+    )
+    length.add_argument(
+        "--words", type=positive_int, default=0, metavar="N", help="about N words at most"
+    )
+    _add_format(parser)
+    _add_io(parser)
+    parser.set_defaults(func=run_summarise)
+
+
+def run_summarise(args: argparse.Namespace) -> int:
+    text = read_input(args.file)
+    with make_client(args) as client:
+        result = client.summarise(
+            text,
+            target=args.target,
+            language=args.language,
+            method=args.method,
+            max_sentences=args.sentences,
+            max_words=args.words,
+            format=infer_format(args.file, args.format),
+        )
+    write_output(to_json(result) if args.json else result.summary, args.output)
+    return EXIT_OK
+
+
+def _register_detect(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "detect",
+        help="identify the language of a text",
+        description="Print the most likely language and its confidence, tab-separated.",
+    )
+    parser.add_argument("--all", action="store_true", help="one line per candidate, best first")
+    _add_io(parser, output=False)
+    parser.set_defaults(func=run_detect)
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    text = read_input(args.file)
+    with make_client(args) as client:
+        result = client.detect(text)
+    if args.json:
+        write_output(to_json(result), STDIN)
+    elif args.all and result.candidates:
+        lines = [f"{c.language}\t{c.confidence:.3f}" for c in result.candidates]
+        write_output("\n".join(lines), STDIN)
+    else:
+        write_output(f"{result.language}\t{result.confidence:.3f}", STDIN)
+    return EXIT_OK
+
+
+def _register_languages(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "languages",
+        help="list translation pairs, summarisation languages and models",
+        description="List what the server can translate and summarise, and its models.",
+    )
+    parser.add_argument("--json", action="store_true", help="print the full result as JSON")
+    parser.set_defaults(func=run_languages)
+
+
+def run_languages(args: argparse.Namespace) -> int:
+    with make_client(args) as client:
+        result = client.languages()
+    write_output(to_json(result) if args.json else render_languages(result), STDIN)
+    return EXIT_OK
+
+
+def render_languages(languages: Languages) -> str:
+    """The human-readable listing: pairs, summarisation support, models."""
+    pairs = format_table(
+        ["FROM", "TO", "MODELS", "PIVOT"],
+        [
+            [p.source_language, p.target_language, " + ".join(p.models), p.pivot_language or ""]
+            for p in languages.pairs
+        ],
+    )
+    abstractive = ", ".join(languages.summarisation_languages) or "none"
+    extractive = "every language" if languages.extractive_summaries else "none"
+    models = format_table(
+        ["MODEL", "TASK", "FROM", "TO", "LOADED"],
+        [
+            [
+                m.name,
+                m.task,
+                ",".join(m.source_languages),
+                ",".join(m.target_languages),
+                "yes" if m.loaded else "no",
+            ]
+            for m in languages.models
+        ],
+    )
+    return "\n".join(
+        [
+            f"Translation pairs ({len(languages.pairs)}):",
+            _indent(pairs),
+            "",
+            "Summaries:",
+            f"  abstractive: {abstractive}",
+            f"  extractive: {extractive}",
+            "",
+            f"Models ({len(languages.models)}):",
+            _indent(models),
+        ]
+    )
+
+
+def _indent(block: str) -> str:
+    return "\n".join(f"  {line}" for line in block.splitlines())
+
+
+def _register_health(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "health",
+        help="check that the server is serving",
+        description="Print the server's health status; exit 0 only when it is SERVING.",
+    )
+    parser.add_argument(
+        "--service",
+        default="",
+        metavar="NAME",
+        help="a single service, e.g. dragoman.v1.TranslationService (default: the whole server)",
+    )
+    parser.add_argument(
+        "--wait",
+        type=positive_float,
+        metavar="SECONDS",
+        help="keep polling until SERVING or SECONDS have passed",
+    )
+    parser.set_defaults(func=run_health)
+
+
+def run_health(args: argparse.Namespace) -> int:
+    with make_client(args) as client:
+        if args.wait:
+            client.wait_ready(args.wait, service=args.service)
+        status = client.health(args.service)
+    write_output(status, STDIN)
+    return EXIT_OK if status == "SERVING" else EXIT_FAILURE
