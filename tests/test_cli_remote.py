@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dragoman.client.cli.remote import render_languages
+from dragoman.client.results import Languages
 from dragoman.v1 import summarisation_pb2, translation_pb2
 from test_client import FakeServer, running_fake_server, unused_address
 
@@ -378,6 +380,15 @@ def test_languages_table_and_json(fake: FakeServer) -> None:
         "pivot_language": "en",
     }
     assert as_json["extractive_summaries"] is True
+
+
+def test_languages_listing_says_none_when_nothing_is_installed() -> None:
+    empty = Languages(pairs=(), summarisation_languages=(), models=(), extractive_summaries=False)
+    assert render_languages(empty) == (
+        "Translation pairs (0):\n  none\n\n"
+        "Summaries:\n  abstractive: none\n  extractive: none\n\n"
+        "Models (0):\n  none"
+    )
 
 
 def test_health(fake: FakeServer) -> None:

@@ -223,8 +223,10 @@ def render_languages(languages: Languages) -> str:
     )
 
 
-def _indent(block: str) -> str:
-    return "\n".join(f"  {line}" for line in block.splitlines())
+def _indent(table: str) -> str:
+    """Indent a table, or say "none" when it has only its header."""
+    lines = table.splitlines()
+    return "\n".join(f"  {line}" for line in lines) if len(lines) > 1 else "  none"
 
 
 def _register_health(subparsers: Any) -> None:
