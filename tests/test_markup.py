@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from dragoman.server.text.markup import html_text_ranges, markdown_text_ranges
@@ -105,7 +107,7 @@ def test_html_text_ranges_are_sorted_and_disjoint() -> None:
     text = "<p>a</p>b<i>c</i>&amp;d<br>e"
     ranges = html_text_ranges(text)
     assert [text[a:b] for a, b in ranges] == ["a", "b", "c", "&amp;d", "e"]
-    assert all(r1[1] <= r2[0] for r1, r2 in zip(ranges, ranges[1:]))
+    assert all(r1[1] <= r2[0] for r1, r2 in itertools.pairwise(ranges))
 
 
 # --- Markdown ----------------------------------------------------------------------------------
@@ -253,5 +255,5 @@ def test_markdown_footnote_definition_text_is_translated() -> None:
 def test_markdown_text_ranges_are_sorted_and_disjoint() -> None:
     ranges = markdown_text_ranges(ARTICLE)
     assert ranges == sorted(ranges)
-    assert all(r1[1] <= r2[0] for r1, r2 in zip(ranges, ranges[1:]))
+    assert all(r1[1] <= r2[0] for r1, r2 in itertools.pairwise(ranges))
     assert all("```" not in ARTICLE[a:b] and "](" not in ARTICLE[a:b] for a, b in ranges)

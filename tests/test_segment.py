@@ -225,3 +225,18 @@ def test_split_to_fit_calls_fits_logarithmically() -> None:
     assert all(len(p.strip()) <= 500 for p in pieces)
     assert len(pieces) == 20  # 100 words of 4 letters + spaces = 499 characters each
     assert len(calls) < 600  # 20 pieces x O(log 2000) probes, not 2000 probes
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_random_split_to_fit_never_drops_text_and_fits_where_possible(seed: int) -> None:
+    rng = random.Random(3000 + seed)
+    text = random_text(rng, PUNCTUATION)
+    limit = rng.randint(1, 30)
+    pieces = split_to_fit(text, at_most(limit))
+    assert "".join(pieces) == text
+    for piece in pieces:
+        stripped = piece.strip()
+        if len(stripped) > limit:
+            # Only a single unbreakable unit may exceed the limit: a base character with its
+            # combining marks, joiners, variation selectors or skin-tone modifiers.
+            assert len(split_to_fit(stripped, at_most(0))) == 1, piece

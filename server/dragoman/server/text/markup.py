@@ -180,7 +180,7 @@ class _Lines:
 
 @functools.lru_cache(maxsize=16)
 def _backtick_run(length: int) -> re.Pattern[str]:
-    return re.compile(r"(?<!`)`{%d}(?!`)" % length)
+    return re.compile(rf"(?<!`)`{{{length}}}(?!`)")
 
 
 def _code_span_end(text: str, start: int, end: int) -> int | None:
@@ -216,7 +216,7 @@ def _raw_element_end(text: str, match: re.Match[str], end: int) -> int:
     tag = (match.group("tag") or "").lower()
     if match.group("close") or tag not in VERBATIM_ELEMENTS or match.group().endswith("/>"):
         return match.end()
-    closing = re.compile(r"</%s\s*>" % re.escape(tag), re.IGNORECASE).search(text, match.end(), end)
+    closing = re.compile(rf"</{re.escape(tag)}\s*>", re.IGNORECASE).search(text, match.end(), end)
     return closing.end() if closing else match.end()
 
 
@@ -356,12 +356,12 @@ class _MarkdownScanner:
             if m := _FENCE_OPEN.match(line):
                 self.flush()
                 fence = m.group(1)
-                closes = re.compile(r"^ {0,3}%s{%d,}[ \t]*$" % (re.escape(fence[0]), len(fence)))
+                closes = re.compile(rf"^ {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$")
                 index = self.skip_until(index + 1, closes)
                 continue
             if m := _HTML_BLOCK_OPEN.match(line):
                 self.flush()
-                closes = re.compile(r"</%s\s*>" % m.group(1), re.IGNORECASE)
+                closes = re.compile(rf"</{m.group(1)}\s*>", re.IGNORECASE)
                 index = index + 1 if closes.search(line, m.end()) else self.skip_until(index + 1, closes)
                 continue
             if m := _COMMENT_OPEN.match(line):

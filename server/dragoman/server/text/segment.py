@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-import sentencex
+import sentencex  # type: ignore[import-untyped]
 
 from dragoman.server.text.languages import UNSPACED_LANGUAGES, base_language
 from dragoman.server.text.markup import html_text_ranges, markdown_text_ranges
