@@ -124,9 +124,10 @@ class ModelRegistry:
     def _missing_pair_message(self, source: str, target: str) -> str:
         pairs = sorted({f"{s}->{t}" for m in self._translators() for s, t in m.manifest.pairs()})
         have = ", ".join(pairs) if pairs else "none"
+        pivot = self.routing.pivot_language
         return (
             f"no model translates {source}->{target}"
-            + (f" (nor through {self.routing.pivot_language})" if self.routing.pivot_language else "")
+            + (f" (nor through {pivot})" if pivot and pivot not in (source, target) else "")
             + f"; installed pairs: {have}. Install one with `dragoman models install PATH` "
             "(an Argos .argosmodel package, a CTranslate2 folder or a Hugging Face checkpoint)"
         )
