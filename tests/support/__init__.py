@@ -1,0 +1,1 @@
+"""Shared test helpers: offline-built tiny models and their fixtures' building blocks."""
