@@ -45,14 +45,15 @@ def gather(futures: Sequence[Future[T]]) -> Future[list[T]]:
             last = remaining[0] == 0
         if out.done():
             return
+        # Settle first: cancelling the others re-enters this callback, which must not win.
         if _.cancelled():
-            _cancel_all()
             _settle(out, exc=_Cancelled())
+            _cancel_all()
             return
         exc = _.exception()
         if exc is not None:
-            _cancel_all()
             _settle(out, exc=exc)
+            _cancel_all()
         elif last:
             _settle(out, value=[f.result() for f in futures])
 
