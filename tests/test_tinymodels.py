@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import random
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import ctranslate2
 import pytest
 import sentencepiece as spm
 
-from support.tinymodels import (
+from tests.support.tinymodels import (
     COPY_CORPUS,
     build_argos_package,
     build_copy_model,
@@ -133,11 +134,16 @@ def test_copy_model_output_is_capped_by_default_max_decoding_length(
     assert result.hypotheses[0] == pieces[:256]
 
 
-def test_copy_model_returns_unknown_pieces_as_unk(copy_models: dict[str, Path], sp: spm.SentencePieceProcessor) -> None:
-    pieces = sp.encode("Hallo 你好", out_type=str)
-    result = _translator(copy_models["int8"]).translate_batch([pieces])[0]
+def test_copy_model_returns_unknown_pieces_as_unk_or_replaced(
+    copy_models: dict[str, Path], sp: spm.SentencePieceProcessor
+) -> None:
+    pieces = sp.encode("Hallo 你好 world", out_type=str)
+    translator = _translator(copy_models["int8"])
+    result = translator.translate_batch([pieces])[0]
     assert result.hypotheses[0] == ["<unk>" if sp.piece_to_id(p) == sp.unk_id() else p for p in pieces]
     assert "<unk>" in result.hypotheses[0]
+    replaced = translator.translate_batch([pieces], replace_unknowns=True, beam_size=2)[0]
+    assert replaced.hypotheses[0] == pieces
 
 
 @pytest.mark.parametrize("beam_size", [1, 3])
@@ -168,7 +174,9 @@ def test_swapcase_model_swaps_the_case_of_fully_paired_text(
         (lambda p: p + "#", "not in the vocabulary"),
     ],
 )
-def test_copy_model_rejects_bad_mappings(workdir: Path, sp_model: Path, mapping, message: str) -> None:
+def test_copy_model_rejects_bad_mappings(
+    workdir: Path, sp_model: Path, mapping: Callable[[str], str], message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         build_copy_model(workdir / "bad-mapping", sp_model, mapping=mapping)
 
@@ -180,11 +188,13 @@ def test_copy_model_refuses_a_non_empty_directory(copy_models: dict[str, Path], 
 
 @pytest.mark.parametrize("beam_size", [1, 3])
 def test_prefix_model_copies_after_the_prefix(prefix_model: Path, sources: list[list[str]], beam_size: int) -> None:
-    prefixes = [[PREFIXES[i % 2]] for i in range(len(sources))]
+    # Prefix tokens inside the source, even as its last piece, are copied like any other.
+    batch = sources + [sources[0] + ["__de__"], ["__en__"] + sources[1], ["__de__"]]
+    prefixes = [[PREFIXES[i % 2]] for i in range(len(batch))]
     results = _translator(prefix_model).translate_batch(
-        sources, target_prefix=prefixes, beam_size=beam_size, max_batch_size=5
+        batch, target_prefix=prefixes, beam_size=beam_size, max_batch_size=5
     )
-    assert [r.hypotheses[0] for r in results] == [p + s for p, s in zip(prefixes, sources)]
+    assert [r.hypotheses[0] for r in results] == [p + s for p, s in zip(prefixes, batch, strict=True)]
 
 
 def test_prefix_model_without_prefix_gives_no_translation(prefix_model: Path, sources: list[list[str]]) -> None:
@@ -213,9 +223,13 @@ def test_copy_model_with_large_vocabulary_uses_dense_codes(
     languages = [f"__l{i}__" for i in range(1500)]
     mapping = swapcase_mapping(sp_model)
     model = build_copy_model(workdir / "dense", sp_model, mapping=mapping, target_prefix_tokens=languages)
-    prefixes = [[languages[i * 13]] for i in range(len(sources))]
-    results = _translator(model).translate_batch(sources, target_prefix=prefixes, beam_size=2)
-    assert [r.hypotheses[0] for r in results] == [p + [mapping(x) for x in s] for p, s in zip(prefixes, sources)]
+    batch = sources + [sources[2] + [languages[5]]]
+    prefixes = [[languages[i * 13]] for i in range(len(batch))]
+    results = _translator(model).translate_batch(batch, target_prefix=prefixes, beam_size=2)
+    expected = [p + [mapping(x) for x in s] for p, s in zip(prefixes, batch, strict=True)]
+    assert [r.hypotheses[0] for r in results] == expected
+    missing = _translator(model).translate_batch(sources[:3], min_decoding_length=0)
+    assert [r.hypotheses[0] for r in missing] == [[]] * 3
 
 
 @pytest.mark.parametrize("beam_size", [1, 2])
@@ -239,10 +253,13 @@ def test_random_model_has_opus_mt_shape(random_model: Path, sp_model: Path) -> N
 
 
 def test_random_model_is_reproducible_and_pads_vocabulary(workdir: Path, sp_model: Path) -> None:
-    small = dict(layers=1, d_model=128, heads=2, ffn=256, max_positions=256, vocab_size=2000)
-    first = build_random_model(workdir / "rnd-a", sp_model, seed=7, **small)
-    second = build_random_model(workdir / "rnd-b", sp_model, seed=7, **small)
-    other = build_random_model(workdir / "rnd-c", sp_model, seed=8, **small)
+    def small(name: str, seed: int) -> Path:
+        return build_random_model(
+            workdir / name, sp_model, layers=1, d_model=128, heads=2, ffn=256, max_positions=256,
+            vocab_size=2000, seed=seed,
+        )
+
+    first, second, other = small("rnd-a", 7), small("rnd-b", 7), small("rnd-c", 8)
     assert (first / "model.bin").read_bytes() == (second / "model.bin").read_bytes()
     assert (first / "model.bin").read_bytes() != (other / "model.bin").read_bytes()
     vocabulary = json.loads((first / "shared_vocabulary.json").read_text(encoding="utf-8"))

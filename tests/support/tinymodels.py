@@ -16,7 +16,8 @@ the vocabulary is the SentencePiece model's pieces in id order (shared source/ta
 config sets ``add_source_eos`` so callers feed plain ``sp.encode(text, out_type=str)``
 pieces, and the decoder starts from ``<s>``. Pieces that are not in the vocabulary (e.g. a
 character SentencePiece never saw, which ``out_type=str`` returns verbatim) reach the model
-as ``<unk>`` and come back as ``<unk>``.
+as ``<unk>``; the copy model returns ``<unk>`` there, or the original piece when called
+with ``replace_unknowns=True`` (its attention is sharp, so the alignment is exact).
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import sentencepiece as spm
-from ctranslate2.specs import transformer_spec
+from ctranslate2.specs import common_spec, transformer_spec
 
 logger = logging.getLogger(__name__)
 
@@ -205,10 +207,11 @@ def train_sentencepiece(
 ) -> Path:
     """Train a SentencePiece model on ``lines`` and return the path of ``<prefix>.model``.
 
-    Deterministic (one thread, no sampling or shuffling) so the same lines give the same
-    model bytes. Ids 0/1/2 are ``<unk>``/``<s>``/``</s>`` as in OPUS-MT vocabularies; every
-    character seen is kept. ``vocab_size`` is an upper bound: a corpus too small for it
-    yields a smaller vocabulary rather than an error.
+    Deterministic (one thread, no sampling or shuffling): the same lines give the same
+    pieces and scores (the file also records ``prefix``). Ids 0/1/2 are ``<unk>``, ``<s>``
+    and ``</s>`` as in OPUS-MT vocabularies; every character seen is kept. ``vocab_size``
+    is an upper bound: a corpus too small for it yields a smaller vocabulary rather than
+    an error (but one smaller than its distinct characters is an error).
     """
     sentences = [line for line in lines if line.strip()]
     if not sentences:
@@ -252,12 +255,10 @@ def swapcase_mapping(sp_model: Path) -> Callable[[str], str]:
     mapped copy model as ``text.swapcase()``.
     """
     processor = spm.SentencePieceProcessor(model_file=str(sp_model))
-    pieces = set(sentencepiece_pieces(sp_model))
+    special = {i for i in range(processor.get_piece_size()) if processor.is_control(i) or processor.is_unknown(i)}
+    pieces = {processor.id_to_piece(i) for i in range(processor.get_piece_size()) if i not in special}
     table: dict[str, str] = {}
-    for piece_id in range(processor.get_piece_size()):
-        piece = processor.id_to_piece(piece_id)
-        if processor.is_control(piece_id) or processor.is_unknown(piece_id):
-            continue
+    for piece in pieces:
         twin = piece.swapcase()
         if twin != piece and twin in pieces and twin.swapcase() == piece:
             table[piece] = twin
@@ -380,7 +381,7 @@ class _PositionCode:
         return row
 
 
-def _identity_layer_norm(norm_spec: object, samples: np.ndarray) -> None:
+def _identity_layer_norm(norm_spec: common_spec.LayerNormSpec, samples: np.ndarray) -> None:
     """Set gamma/beta so the layer norm returns its input for vectors like ``samples``.
 
     Valid because every vector reaching that norm has the same mean and variance.
@@ -393,12 +394,15 @@ def _identity_layer_norm(norm_spec: object, samples: np.ndarray) -> None:
     norm_spec.beta = np.full(d_model, means[0], dtype=np.float32)
 
 
-def _plain_layer_norm(norm_spec: object, d_model: int) -> None:
+def _plain_layer_norm(norm_spec: common_spec.LayerNormSpec, d_model: int) -> None:
     norm_spec.gamma = np.ones(d_model, dtype=np.float32)
     norm_spec.beta = np.zeros(d_model, dtype=np.float32)
 
 
-def _inert_sublayers(layer: object, d_model: int, ffn: int) -> None:
+_Layer: TypeAlias = transformer_spec.TransformerEncoderLayerSpec | transformer_spec.TransformerDecoderLayerSpec
+
+
+def _inert_sublayers(layer: _Layer, d_model: int, ffn: int) -> None:
     """Self-attention and feed-forward that add nothing to the residual stream."""
     _plain_layer_norm(layer.self_attention.layer_norm, d_model)
     layer.self_attention.linear[0].weight = np.zeros((3 * d_model, d_model), dtype=np.float32)
@@ -406,6 +410,37 @@ def _inert_sublayers(layer: object, d_model: int, ffn: int) -> None:
     _plain_layer_norm(layer.ffn.layer_norm, d_model)
     layer.ffn.linear_0.weight = np.zeros((ffn, d_model), dtype=np.float32)
     layer.ffn.linear_1.weight = np.zeros((d_model, ffn), dtype=np.float32)
+
+
+def _install_missing_prefix_gate(
+    ffn: transformer_spec.FeedForwardSpec,
+    codes: np.ndarray,
+    eos_id: int,
+    second_step: int,
+    other_input: int,
+    d_model: int,
+) -> None:
+    """Feed-forward that swaps the copied token for </s> at the second step if no prefix was fed.
+
+    ReLU units gated by ``second_step + other_input - 2 >= 0`` (both flags set) pass the
+    copied code's positive and negative parts, which are subtracted, plus a unit that adds
+    the </s> code; at every other step all units are exactly zero.
+    """
+    code_size = codes.shape[1]
+    gate = 2.0  # exceeds any code entry, so a half-open gate still clamps to zero
+    hidden = 2 * code_size + 1
+    inputs = np.zeros((hidden, d_model), dtype=np.float32)
+    bias = np.full(hidden, -2.0 * gate, dtype=np.float32)
+    inputs[:, [second_step, other_input]] = gate
+    inputs[np.arange(code_size), np.arange(code_size)] = 1.0
+    inputs[code_size + np.arange(code_size), np.arange(code_size)] = -1.0
+    bias[-1] += 1.0
+    outputs = np.zeros((d_model, hidden), dtype=np.float32)
+    outputs[np.arange(code_size), np.arange(code_size)] = -1.0
+    outputs[np.arange(code_size), code_size + np.arange(code_size)] = 1.0
+    outputs[:code_size, -1] = codes[eos_id]
+    ffn.linear_0.weight, ffn.linear_0.bias = inputs, bias
+    ffn.linear_1.weight = outputs
 
 
 def _new_spec(layers: int, heads: int, vocab: _Vocabulary) -> transformer_spec.TransformerSpec:
@@ -461,10 +496,10 @@ def build_copy_model(
 
     How: token identity rides the residual stream; one cross-attention head, queried with
     factored one-hot position codes, attends to source position t at decoder step t (t-1
-    after a prefix, whose presence the decoder's input embedding flags); the output
-    projection maps the copied identity to mapping(token).
+    after a prefix; a feed-forward gate turns the second step into </s> when its input is
+    not a prefix token); the output projection maps the copied identity to mapping(token).
     Layer norms are set to identity (every vector has fixed statistics by construction)
-    and all other sublayers are zero, so int8 weights and activations stay exact.
+    and the remaining sublayers are zero, so int8 weights and activations stay exact.
     """
     started = time.perf_counter()
     if max_positions < 1:
@@ -519,19 +554,21 @@ def build_copy_model(
     for dim in range(position.dims.start, position.dims.stop):
         query[dim, dim] = query_scale
         key[dim, dim] = 1.0
-    # "Go to the source </s>" outscores any position match (4 vs 2) at the first step, and at
-    # the second step unless its input is a prefix token: a missing prefix ends the output.
-    eos_query = first_step
-    query[eos_query, [first_step, second_step]] = 4.0 * query_scale
-    query[eos_query, prefix_input] = -4.0 * query_scale
-    key[eos_query, :code_size] = codes[vocab.eos_id]
+    # At the first step of a prefixed model, "go to the source </s>" outscores any position
+    # match (4 vs 2): that step's output is the forced prefix token unless none was given.
+    query[first_step, first_step] = 4.0 * query_scale
+    key[first_step, :code_size] = codes[vocab.eos_id]
     value = np.zeros((d_model, d_model), dtype=np.float32)
     value[:code_size, :code_size] = np.eye(code_size, dtype=np.float32)
     layer.attention.linear[0].weight = query
     layer.attention.linear[1].weight = np.concatenate([key, value])
     layer.attention.linear[2].weight = value.copy()
 
-    _identity_layer_norm(decoder.layer_norm, decoder_inputs + encoder_embeddings[:8])
+    final_inputs = decoder_inputs + encoder_embeddings[:8]
+    if shift:
+        _install_missing_prefix_gate(layer.ffn, codes, vocab.eos_id, second_step, other_input, d_model)
+        _identity_layer_norm(layer.ffn.layer_norm, final_inputs)
+    _identity_layer_norm(decoder.layer_norm, final_inputs)
     projection = np.zeros((vocab_size, d_model), dtype=np.float32)
     projection[targets, :code_size] = _OUTPUT_LOGIT * codes
     # When </s> is copied but not allowed (CTranslate2's min_decoding_length defaults to 1),
@@ -579,7 +616,7 @@ def _random_matrix(rng: np.random.Generator, rows: int, cols: int, gain: float) 
     return (rng.standard_normal((rows, cols), dtype=np.float32) * (gain / math.sqrt(cols))).astype(np.float32)
 
 
-def _random_sublayers(layer: object, rng: np.random.Generator, layout: _RandomLayout, ffn: int, *, cross: bool) -> None:
+def _random_sublayers(layer: _Layer, rng: np.random.Generator, layout: _RandomLayout, ffn: int, *, cross: bool) -> None:
     """Dense random attention and feed-forward weights that write only the random dims."""
     d_model, keep = layout.d_model, layout.random_start
     _plain_layer_norm(layer.self_attention.layer_norm, d_model)
@@ -603,7 +640,9 @@ _POINTER_LOGIT_SCALE = 9.0  # query gain: about 60 logits for the aligned positi
 _END_LOGIT_GAIN = 12.0  # </s> logit per unit of the normalised end signal (about +-40)
 
 
-def _install_length_pointer(layer: object, layout: _RandomLayout, head_dim: int) -> None:
+def _install_length_pointer(
+    layer: transformer_spec.TransformerDecoderLayerSpec, layout: _RandomLayout, head_dim: int
+) -> None:
     """Turn cross-attention head 0 into a pointer: step t reads whether source piece t is </s>."""
     dims = layout.position.dims
     query, key_value = layer.attention.linear[0].weight, layer.attention.linear[1].weight
@@ -637,11 +676,12 @@ def build_random_model(
 
     The shape and cost match a converted OPUS-MT model (6+6 layers, d_model 512, 8 heads,
     FFN 2048, int8; pre-norm, which costs the same as OPUS-MT's post-norm; same config
-    conventions as :func:`build_copy_model`: feed plain pieces). Output pieces are garbage, but the model emits ``</s>`` exactly when
-    the source ends: ``len(hypothesis) == len(source pieces)`` under greedy and beam search,
-    so decoding work is realistic without tuning ``max_decoding_length`` (which must stay
-    <= ``max_positions``; CTranslate2's default 256 also caps longer outputs). A source
-    that itself contains ``</s>`` pieces ends early, at the first one.
+    conventions as :func:`build_copy_model`: feed plain pieces). Output pieces are
+    garbage, but the model emits ``</s>`` exactly when the source ends, so
+    ``len(hypothesis) == len(source pieces)`` under greedy and beam search and decoding
+    work is realistic without tuning ``max_decoding_length`` (which must stay <=
+    ``max_positions``; CTranslate2's default 256 also caps longer outputs). A source that
+    itself contains ``</s>`` pieces ends early, at the first one.
 
     Real OPUS-MT vocabularies have ~60k pieces and their output projection is over half of
     the decoding cost; ``vocab_size`` pads the vocabulary with never-emitted ``<extra_N>``
