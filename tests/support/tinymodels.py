@@ -683,9 +683,9 @@ def build_random_model(
     ``max_positions``; CTranslate2's default 256 also caps longer outputs). A source that
     itself contains ``</s>`` pieces ends early, at the first one.
 
-    Real OPUS-MT vocabularies have ~60k pieces and their output projection is over half of
-    the decoding cost; ``vocab_size`` pads the vocabulary with never-emitted ``<extra_N>``
-    pieces to reproduce that (ids beyond the SentencePiece model; its own ids are unchanged).
+    Real OPUS-MT vocabularies have ~60k pieces; ``vocab_size`` pads the vocabulary with
+    never-emitted ``<extra_N>`` pieces so the output projection and softmax cost as much
+    (ids beyond the SentencePiece model's; its own ids are unchanged).
     ``<unk>`` and ``<s>`` are never emitted either. Same arguments give the same bytes.
 
     How: random dense layers write only part of the residual stream; the rest carries
