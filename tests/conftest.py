@@ -75,7 +75,9 @@ def copy_store(tmp_path_factory: pytest.TempPathFactory, sp_model: Path) -> Path
 def server_config(store: Path, **overrides: object):  # type: ignore[no-untyped-def]
     from dragoman.server.config import load_config
 
-    flags = {"models": str(store), "address": "127.0.0.1:0", "grace": 5.0, **overrides}
+    # intra_threads=1: thread start-up dominates decoding with models this small.
+    flags = {"models": str(store), "address": "127.0.0.1:0", "grace": 5.0, "intra_threads": 1,
+             **overrides}
     return load_config(flags, env={})
 
 
