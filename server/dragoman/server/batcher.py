@@ -1,16 +1,31 @@
 """Dynamic batching: sentences from all concurrent requests share CTranslate2 calls.
 
 Translating request by request leaves CTranslate2 decoding tiny batches; here every request
-only queues its (tokenised) sentences and worker threads pack whatever is queued into one
-``generate`` call of at most ``max_batch_tokens`` source tokens. A worker that finds a short
-queue waits ``wait_ms`` for company, so a lone request pays at most that; under load batches
-fill while the previous one decodes. Deadlines and cancellations are honoured before decoding,
-and the queue is bounded so overload is refused at once instead of piling up memory.
+only queues its (tokenised) sentences, and worker threads (one per CTranslate2 replica) pack
+what is queued into ``generate`` calls of at most ``max_batch_tokens`` source tokens.
+
+* A worker that finds less than a full batch waits up to ``wait_ms`` after the oldest
+  sentence arrived, so a lone request pays at most that; under load batches fill while the
+  previous one decodes.
+* With a backlog, a batch is the oldest sentence plus the queued sentences closest to it in
+  length (from a window of the oldest few batches' worth) up to ``max_batch_tokens`` padded
+  tokens, so batches carry little padding and nothing waits behind more than a few batches. Without a backlog, idle workers split
+  the queue between them, so one long document decodes on every replica at once.
+* Deadlines and cancellations are honoured before decoding: an expired sentence is failed
+  with :class:`DeadlineExceeded` and a cancelled one is forgotten at once (it stops counting
+  against the queue bound).
+* The queue is bounded (``max_queued`` sentences): a call that would exceed it is refused
+  at once with :class:`Overloaded` instead of piling up memory and latency.
+
+Decoding happens on the worker threads, never on the caller's (the asyncio loop only awaits
+the returned futures).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -23,6 +38,10 @@ from dragoman.server.errors import DeadlineExceeded, Overloaded, Unavailable
 
 logger = logging.getLogger(__name__)
 
+# A backlog batch is picked from the oldest WINDOW_BATCHES batches' worth of tokens: wide
+# enough to find similar lengths, narrow enough that no sentence is overtaken for long.
+WINDOW_BATCHES = 4
+
 
 class Generator(Protocol):
     name: str
@@ -34,45 +53,65 @@ class Generator(Protocol):
 
 @dataclass(frozen=True)
 class BatchingOptions:
-    max_batch_tokens: int = 4096
-    wait_ms: float = 2.0
+    max_batch_tokens: int = 4096  # source tokens per generate call
+    wait_ms: float = 2.0  # how long a short queue waits for company
     max_queued: int = 20000  # sentences waiting across all requests
-    workers: int = 1
+    workers: int = 1  # threads calling generate (one per CTranslate2 replica)
     enabled: bool = True  # False: one call per request, the naive way (benchmarks only)
 
 
 @dataclass
+class BatcherStats:
+    """Counters since start; read them for monitoring and benchmarks (not a consistent snapshot)."""
+
+    calls: int = 0  # generate calls
+    sentences: int = 0  # sentences decoded
+    tokens: int = 0  # their source tokens
+    padded_tokens: int = 0  # sum over calls of sentences x longest source in the call
+    expired: int = 0  # dropped because their deadline passed while queued
+    cancelled: int = 0  # dropped because their caller cancelled
+    rejected: int = 0  # submit calls refused as Overloaded
+
+    @property
+    def padding(self) -> float:
+        """Share of padding had each call been one batch (CTranslate2 splits mixed calls
+        into sorted sub-batches, so the padding it decodes is at most this)."""
+        return 1.0 - self.tokens / self.padded_tokens if self.padded_tokens else 0.0
+
+
+_QUEUED, _TAKEN, _DROPPED = 0, 1, 2
+
+
+@dataclass(eq=False)
 class _Item:
     encoded: Encoded
     options: DecodingOptions
     deadline: float | None
     future: Future[tuple[str, ...]]
     ticket: int
+    size: int
     enqueued: float = field(default_factory=time.monotonic)
-
-
-@dataclass
-class BatcherStats:
-    calls: int = 0
-    sentences: int = 0
-    tokens: int = 0
-    expired: int = 0
-    cancelled: int = 0
-    rejected: int = 0
+    state: int = _QUEUED
 
 
 class Batcher:
     """Queue + worker threads in front of one model."""
 
     def __init__(self, model: Generator, options: BatchingOptions = BatchingOptions()) -> None:
+        if options.max_batch_tokens < 1 or options.max_queued < 1:
+            raise ValueError("max_batch_tokens and max_queued must be at least 1")
         self.model = model
         self.options = options
         self.stats = BatcherStats()
-        self._queue: deque[_Item] = deque()
-        self._cond = threading.Condition()
+        # One FIFO lane per decoding options: a generate call has one set of options.
+        self._lanes: dict[DecodingOptions, deque[_Item]] = {}
+        self._cond = threading.Condition(threading.Lock())
+        self._live = 0  # queued sentences, neither taken nor dropped
+        self._tokens = 0  # their source tokens
+        self._dead = 0  # dropped items still sitting in a lane (removed lazily)
         self._closed = False
         self._tickets = 0
-        self._busy = 0
+        self._idle = max(1, options.workers)
         self._threads = [
             threading.Thread(
                 target=self._run, name=f"batcher-{model.name}-{i}", daemon=True
@@ -83,8 +122,9 @@ class Batcher:
             t.start()
 
     def queued(self) -> int:
+        """Sentences waiting to be decoded (cancelled and expired ones excluded)."""
         with self._cond:
-            return len(self._queue)
+            return self._live
 
     def submit(
         self,
@@ -95,30 +135,44 @@ class Batcher:
         """Queue ``items`` (one request's sentences); returns one future per item, in order.
 
         ``deadline`` is a ``time.monotonic()`` instant. Raises :class:`Overloaded` when the
-        queue is full (a request larger than the bound is still taken on an empty queue).
+        queue is full (a request larger than the bound is still taken on an empty queue) and
+        :class:`Unavailable` after :meth:`close`. Cancelling a future drops its sentence.
         """
-        futures: list[Future[tuple[str, ...]]] = [Future() for _ in items]
         if not items:
-            return futures
+            return []
+        queued = [
+            _Item(e, options, deadline, Future(), 0, len(e.source)) for e in items
+        ]
+        expired: list[_Item] = []
+        refused = ""
         with self._cond:
             if self._closed:
                 raise Unavailable("the server is shutting down")
-            if self._queue and len(self._queue) + len(items) > self.options.max_queued:
-                self._purge_locked()
-                if self._queue and len(self._queue) + len(items) > self.options.max_queued:
-                    self.stats.rejected += 1
-                    raise Overloaded(
-                        f"model {self.model.name} has {len(self._queue)} sentences queued "
-                        f"(limit {self.options.max_queued}); retry later"
-                    )
-            self._tickets += 1
-            now = time.monotonic()
-            self._queue.extend(
-                _Item(e, options, deadline, f, self._tickets, now)
-                for e, f in zip(items, futures)
-            )
-            self._cond.notify_all()
-        return futures
+            if self._live and self._live + len(queued) > self.options.max_queued:
+                expired = self._drop_expired_locked(time.monotonic())
+            if self._live and self._live + len(queued) > self.options.max_queued:
+                self.stats.rejected += 1
+                refused = (
+                    f"model {self.model.name} has {self._live} sentences queued "
+                    f"(limit {self.options.max_queued}); retry later"
+                )
+            else:
+                self._tickets += 1
+                now = time.monotonic()
+                lane = self._lanes.setdefault(options, deque())
+                for item in queued:
+                    item.ticket = self._tickets
+                    item.enqueued = now
+                    lane.append(item)
+                self._live += len(queued)
+                self._tokens += sum(item.size for item in queued)
+                self._cond.notify_all()
+        _fail_expired(expired)
+        if refused:
+            raise Overloaded(refused)
+        for item in queued:
+            item.future.add_done_callback(functools.partial(self._forget, item))
+        return [item.future for item in queued]
 
     def close(self, timeout: float | None = None) -> None:
         """Stop taking work, finish what is queued, stop the workers."""
@@ -128,95 +182,221 @@ class Batcher:
         for t in self._threads:
             t.join(timeout)
 
+    # -- queue bookkeeping (callers hold self._cond) -------------------------------------
+
+    def _drop_locked(self, item: _Item) -> None:
+        item.state = _DROPPED
+        self._live -= 1
+        self._tokens -= item.size
+        self._dead += 1
+
+    def _forget(self, item: _Item, future: Future[tuple[str, ...]]) -> None:
+        """Done-callback: a future cancelled while queued frees its place at once."""
+        if not future.cancelled():
+            return
+        with self._cond:
+            if item.state != _QUEUED:
+                return
+            self._drop_locked(item)
+            self.stats.cancelled += 1
+            if self._dead > 256 and self._dead > self._live:
+                self._compact_locked()
+
+    def _compact_locked(self) -> None:
+        for options, lane in list(self._lanes.items()):
+            kept = deque(i for i in lane if i.state == _QUEUED)
+            if kept:
+                self._lanes[options] = kept
+            else:
+                del self._lanes[options]
+        self._dead = 0
+
+    def _drop_expired_locked(self, now: float) -> list[_Item]:
+        expired = [
+            item for lane in self._lanes.values() for item in lane
+            if item.state == _QUEUED and item.deadline is not None and item.deadline <= now
+        ]
+        for item in expired:
+            self._drop_locked(item)
+        self.stats.expired += len(expired)
+        if expired:
+            self._compact_locked()
+        return expired
+
+    def _head_locked(self, lane: deque[_Item]) -> _Item | None:
+        while lane and lane[0].state != _QUEUED:
+            lane.popleft()
+            self._dead -= 1
+        return lane[0] if lane else None
+
+    def _oldest_locked(self) -> tuple[DecodingOptions, _Item] | None:
+        """The lane whose first live sentence has waited longest, and that sentence."""
+        best: tuple[DecodingOptions, _Item] | None = None
+        for options, lane in list(self._lanes.items()):
+            head = self._head_locked(lane)
+            if head is None:
+                del self._lanes[options]
+            elif best is None or head.ticket < best[1].ticket:
+                best = (options, head)
+        return best
+
+    def _take_locked(self, now: float) -> tuple[list[_Item], list[_Item]]:
+        """Pop the next batch; returns (batch, sentences whose deadline passed)."""
+        found = self._oldest_locked()
+        if found is None:
+            return [], []
+        options, head = found
+        lane = self._lanes[options]
+        budget = self.options.max_batch_tokens
+        if self.options.enabled:
+            # Idle workers share a short queue, so one document uses every replica.
+            limit = min(budget, max(1, math.ceil(self._tokens / max(1, self._idle))))
+        else:
+            limit = budget
+        window: list[_Item] = []
+        expired: list[_Item] = []
+        seen = 0
+        for item in lane:
+            if item.state != _QUEUED:
+                continue
+            if item.deadline is not None and item.deadline <= now:
+                expired.append(item)
+                continue
+            if not self.options.enabled and item.ticket != head.ticket:
+                break
+            window.append(item)
+            seen += item.size
+            if seen >= WINDOW_BATCHES * budget:
+                break
+        for item in expired:
+            self._drop_locked(item)
+        self.stats.expired += len(expired)
+        if not window:
+            return [], expired
+        if not self.options.enabled or seen <= limit:
+            batch = _fill_in_order(window, limit)
+        else:
+            batch = _fill_by_length(window, limit)
+        for item in batch:
+            item.state = _TAKEN
+            self._live -= 1
+            self._tokens -= item.size
+            self._dead += 1  # taken items leave the lane lazily, like dropped ones
+        if self._dead > 256 and 4 * self._dead > self._live:
+            self._compact_locked()
+        return batch, expired
+
     # -- worker side -------------------------------------------------------------------
 
-    def _purge_locked(self) -> None:
-        kept = deque(i for i in self._queue if not i.future.cancelled())
-        self.stats.cancelled += len(self._queue) - len(kept)
-        self._queue = kept
-
-    def _take_locked(self) -> list[_Item]:
-        """Pop a batch: items sharing the head's options, up to the token budget."""
-        head = self._queue[0]
-        budget = self.options.max_batch_tokens
-        taken: list[_Item] = []
-        kept: deque[_Item] = deque()
-        tokens = 0
-        while self._queue:
-            item = self._queue.popleft()
-            same = item.options == head.options
-            if not self.options.enabled:
-                same = same and item.ticket == head.ticket
-            size = len(item.encoded.source)
-            if same and (not taken or tokens + size <= budget):
-                taken.append(item)
-                tokens += size
-            else:
-                kept.append(item)
-                if tokens >= budget:
-                    break
-        kept.extend(self._queue)
-        self._queue = kept
-        return taken
-
-    def _queued_tokens_locked(self) -> int:
-        return sum(len(i.encoded.source) for i in self._queue)
-
     def _run(self) -> None:
-        wait = self.options.wait_ms / 1000.0
+        wait = self.options.wait_ms / 1000.0 if self.options.enabled else 0.0
+        budget = self.options.max_batch_tokens
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
-                if not self._queue and self._closed:
-                    return
-                # Let a small queue fill for up to `wait` after its oldest item arrived.
-                if self.options.enabled and wait > 0:
-                    while (
-                        not self._closed
-                        and self._queue
-                        and self._queued_tokens_locked() < self.options.max_batch_tokens
-                    ):
-                        left = self._queue[0].enqueued + wait - time.monotonic()
-                        if left <= 0:
-                            break
-                        self._cond.wait(left)
-                    if not self._queue:
+                while True:
+                    if not self._live:
+                        if self._closed:
+                            return
+                        self._cond.wait()
                         continue
-                batch = self._take_locked()
-                self._busy += 1
+                    if wait > 0 and not self._closed and self._tokens < budget:
+                        found = self._oldest_locked()
+                        if found is not None:
+                            left = found[1].enqueued + wait - time.monotonic()
+                            if left > 0:
+                                self._cond.wait(left)
+                                continue
+                    break
+                batch, expired = self._take_locked(time.monotonic())
+                self._idle -= 1
+                if self._live:
+                    self._cond.notify()  # another idle worker may take the rest
             try:
-                self._process(batch)
+                _fail_expired(expired)
+                if batch:
+                    self._process(batch)
             finally:
                 with self._cond:
-                    self._busy -= 1
+                    self._idle += 1
 
     def _process(self, batch: list[_Item]) -> None:
-        now = time.monotonic()
-        live: list[_Item] = []
-        for item in batch:
-            if item.deadline is not None and now >= item.deadline:
-                self.stats.expired += 1
-                if item.future.set_running_or_notify_cancel():
-                    item.future.set_exception(
-                        DeadlineExceeded("the deadline passed while the text was queued")
-                    )
-                continue
-            if not item.future.set_running_or_notify_cancel():
-                self.stats.cancelled += 1
-                continue
-            live.append(item)
+        live = [item for item in batch if item.future.set_running_or_notify_cancel()]
+        if len(live) < len(batch):
+            with self._cond:
+                self.stats.cancelled += len(batch) - len(live)
         if not live:
             return
         try:
             outputs = self.model.generate([i.encoded for i in live], live[0].options)
+            if len(outputs) != len(live):
+                raise RuntimeError(
+                    f"model {self.model.name} returned {len(outputs)} outputs for "
+                    f"{len(live)} inputs"
+                )
         except Exception as exc:  # noqa: BLE001 - delivered to every waiting request
             logger.exception("model %s failed on a batch of %d", self.model.name, len(live))
             for item in live:
                 item.future.set_exception(exc)
             return
-        self.stats.calls += 1
-        self.stats.sentences += len(live)
-        self.stats.tokens += sum(len(i.encoded.source) for i in live)
+        with self._cond:
+            self.stats.calls += 1
+            self.stats.sentences += len(live)
+            self.stats.tokens += sum(i.size for i in live)
+            self.stats.padded_tokens += len(live) * max(i.size for i in live)
         for item, out in zip(live, outputs):
             item.future.set_result(out)
+
+
+def _padded(count: int, longest: int) -> int:
+    return count * longest
+
+
+def _fill_in_order(window: list[_Item], limit: int) -> list[_Item]:
+    """FIFO prefix of ``window`` within ``limit`` source tokens (at least one item).
+
+    Used when everything queued fits: CTranslate2 sorts the call by length and splits it
+    into padded sub-batches of ``max_batch_tokens`` itself.
+    """
+    batch: list[_Item] = []
+    tokens = 0
+    for item in window:
+        if batch and tokens + item.size > limit:
+            break
+        batch.append(item)
+        tokens += item.size
+    return batch
+
+
+def _fill_by_length(window: list[_Item], limit: int) -> list[_Item]:
+    """With a backlog: the oldest item plus similar-length items, within ``limit`` padded
+    tokens (count x longest), so the call is one tight CTranslate2 batch.
+
+    Grows a band around the oldest item in length order, each step adding whichever
+    neighbour adds less padding (a shorter one pads itself to the longest; a longer one pads
+    every item already taken), so batches are tight and the oldest item is never skipped.
+    """
+    ordered = sorted(window, key=lambda i: (i.size, i.ticket))
+    lo = ordered.index(window[0])
+    hi = lo + 1  # the batch is ordered[lo:hi]
+    while True:
+        count, longest = hi - lo, ordered[hi - 1].size
+        choices: list[tuple[int, int]] = []
+        if lo > 0 and _padded(count + 1, longest) <= limit:
+            choices.append((longest - ordered[lo - 1].size, -1))
+        if hi < len(ordered) and _padded(count + 1, ordered[hi].size) <= limit:
+            choices.append(((ordered[hi].size - longest) * count, 1))
+        if not choices:
+            return ordered[lo:hi]
+        if min(choices)[1] < 0:
+            lo -= 1
+        else:
+            hi += 1
+
+
+def _fail_expired(items: list[_Item]) -> None:
+    """Fail sentences whose deadline passed in the queue (outside the lock: runs callbacks)."""
+    for item in items:
+        if item.future.set_running_or_notify_cancel():
+            item.future.set_exception(
+                DeadlineExceeded("the deadline passed while the text was queued")
+            )

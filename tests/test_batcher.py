@@ -1,0 +1,349 @@
+"""The batcher: results reach the right request in order under heavy concurrency, batches
+mix requests within a token budget and group similar lengths, deadlines, cancellation and
+the queue bound are honoured before decoding. No timing assertions: a gate holds the model
+while a test arranges the queue, and bounded waits only keep a broken build from hanging."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError, Future
+from pathlib import Path
+
+import pytest
+
+from dragoman.server.batcher import Batcher, BatchingOptions
+from dragoman.server.engine import DecodingOptions, Encoded, RuntimeOptions, Seq2SeqModel
+from dragoman.server.errors import DeadlineExceeded, Overloaded, Unavailable
+from dragoman.server.store import ModelStore
+
+OPTIONS = DecodingOptions(beam_size=2)
+WAIT = 10.0  # upper bound for waits that only fail a broken build
+
+
+class FakeModel:
+    """A Generator whose output is its input reversed; records every call.
+
+    ``gate`` (when set) holds the first call until released, so a test can fill the queue
+    behind it; ``jitter`` sleeps a random few milliseconds per call to shuffle thread timing.
+    """
+
+    def __init__(self, *, gate: bool = False, jitter: float = 0.0, seed: int = 0) -> None:
+        self.name = "fake"
+        self.calls: list[list[tuple[str, ...]]] = []
+        self.options: list[DecodingOptions] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+        if not gate:
+            self.release.set()
+        self._jitter = jitter
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def generate(self, batch: Sequence[Encoded], options: DecodingOptions) -> list[tuple[str, ...]]:
+        with self._lock:
+            self.calls.append([e.source for e in batch])
+            self.options.append(options)
+            pause = self._rng.uniform(0, self._jitter)
+        self.started.set()
+        assert self.release.wait(WAIT), "the test never released the model"
+        if pause:
+            time.sleep(pause)
+        return [tuple(reversed(e.source)) for e in batch]
+
+    def decoded(self) -> list[tuple[str, ...]]:
+        return [source for call in self.calls for source in call]
+
+
+def enc(*tokens: str) -> Encoded:
+    return Encoded(tuple(tokens))
+
+
+def sized(tag: str, n: int) -> Encoded:
+    """A source of ``n`` tokens whose first token names it."""
+    return Encoded((tag, *(f"{tag}{i}" for i in range(1, n))))
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.001)
+
+
+@pytest.fixture
+def gated() -> FakeModel:
+    return FakeModel(gate=True)
+
+
+def start_blocked(model: FakeModel, **options: object) -> tuple[Batcher, Future[tuple[str, ...]]]:
+    """A one-worker batcher whose worker is stuck decoding a blocker sentence."""
+    batcher = Batcher(model, BatchingOptions(**{"wait_ms": 0.0, **options}))  # type: ignore[arg-type]
+    (blocker,) = batcher.submit([enc("blocker")], OPTIONS)
+    assert model.started.wait(WAIT)
+    return batcher, blocker
+
+
+def test_results_reach_the_right_request_in_order_under_heavy_concurrency() -> None:
+    model = FakeModel(jitter=0.003, seed=1)
+    batcher = Batcher(model, BatchingOptions(max_batch_tokens=60, wait_ms=1.0, workers=3))
+    rng = random.Random(2)
+    requests = [
+        [tuple(f"r{r}s{s}t{t}" for t in range(rng.randint(1, 25))) for s in range(rng.randint(1, 12))]
+        for r in range(240)
+    ]
+    results: dict[int, list[tuple[str, ...]]] = {}
+    errors: list[BaseException] = []
+
+    def client(indexes: range) -> None:
+        try:
+            for r in indexes:
+                futures = batcher.submit([Encoded(s) for s in requests[r]], OPTIONS)
+                results[r] = [f.result(WAIT) for f in futures]
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(range(i, 240, 24),)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    batcher.close(WAIT)
+    assert not errors, errors[0]
+    for r, sentences in enumerate(requests):
+        assert results[r] == [tuple(reversed(s)) for s in sentences], f"request {r}"
+    decoded = model.decoded()
+    assert len(decoded) == len(set(decoded)) == sum(len(r) for r in requests)  # each once
+    assert batcher.stats.sentences == len(decoded)
+    assert batcher.queued() == 0
+
+
+def test_concurrent_requests_share_one_call(gated: FakeModel) -> None:
+    batcher, blocker = start_blocked(gated)
+    a = batcher.submit([enc("a1"), enc("a2")], OPTIONS)
+    b = batcher.submit([enc("b1")], OPTIONS)
+    c = batcher.submit([enc("c1"), enc("c2"), enc("c3")], OPTIONS)
+    gated.release.set()
+    assert [f.result(WAIT) for f in a + b + c] == [("a1",), ("a2",), ("b1",), ("c1",), ("c2",), ("c3",)]
+    batcher.close(WAIT)
+    assert len(gated.calls) == 2
+    assert sorted(gated.calls[1]) == [("a1",), ("a2",), ("b1",), ("c1",), ("c2",), ("c3",)]
+
+
+def test_backlog_batches_stay_in_budget_and_group_similar_lengths(gated: FakeModel) -> None:
+    batcher, _ = start_blocked(gated, max_batch_tokens=80)
+    sizes = {"A": 10, "B": 40, "C": 11, "D": 41, "E": 10, "F": 40}
+    futures = {tag: batcher.submit([sized(tag, n)], OPTIONS)[0] for tag, n in sizes.items()}
+    gated.release.set()
+    for tag, fut in futures.items():
+        assert fut.result(WAIT) == tuple(reversed(sized(tag, sizes[tag]).source))
+    batcher.close(WAIT)
+    batches = [sorted(source[0] for source in call) for call in gated.calls[1:]]
+    # FIFO packing would pair A with B (30 tokens of padding) and C with D; the oldest
+    # sentence goes first with the lengths nearest to it.
+    assert batches == [["A", "C", "E"], ["B", "F"], ["D"]]
+    for call in gated.calls:
+        assert len(call) * max(len(s) for s in call) <= 80 or len(call) == 1
+    assert batcher.stats.padded_tokens - batcher.stats.tokens == 2  # A and E pad to C
+
+
+def test_a_sentence_over_the_budget_is_decoded_alone_not_cut(gated: FakeModel) -> None:
+    batcher, _ = start_blocked(gated, max_batch_tokens=8)
+    big = sized("X", 30)
+    (fut,) = batcher.submit([big], OPTIONS)
+    gated.release.set()
+    assert fut.result(WAIT) == tuple(reversed(big.source))
+    batcher.close(WAIT)
+    assert gated.calls[1] == [big.source]
+
+
+def test_idle_workers_split_one_document() -> None:
+    both = threading.Barrier(2)
+
+    class Paired(FakeModel):
+        def generate(self, batch: Sequence[Encoded], options: DecodingOptions) -> list[tuple[str, ...]]:
+            both.wait(WAIT)  # raises BrokenBarrierError unless two calls run at once
+            return super().generate(batch, options)
+
+    model = Paired()
+    batcher = Batcher(model, BatchingOptions(wait_ms=0.0, workers=2))
+    doc = [sized(f"s{i}", 10) for i in range(4)]
+    futures = batcher.submit(doc, OPTIONS)
+    assert [f.result(WAIT) for f in futures] == [tuple(reversed(e.source)) for e in doc]
+    batcher.close(WAIT)
+    assert sorted(len(call) for call in model.calls) == [2, 2]
+
+
+def test_options_are_never_mixed_in_one_call(gated: FakeModel) -> None:
+    batcher, _ = start_blocked(gated)
+    other = DecodingOptions(beam_size=5)
+    first = batcher.submit([enc("x1"), enc("x2")], OPTIONS)
+    second = batcher.submit([enc("y1")], other)
+    third = batcher.submit([enc("x3")], OPTIONS)
+    gated.release.set()
+    for f in first + second + third:
+        f.result(WAIT)
+    batcher.close(WAIT)
+    assert gated.calls[1:] == [[("x1",), ("x2",), ("x3",)], [("y1",)]]
+    assert gated.options[1:] == [OPTIONS, other]
+
+
+def test_batching_off_decodes_request_by_request(gated: FakeModel) -> None:
+    batcher, _ = start_blocked(gated, enabled=False)
+    a = batcher.submit([enc("a1"), enc("a2")], OPTIONS)
+    b = batcher.submit([enc("b1")], OPTIONS)
+    gated.release.set()
+    for f in a + b:
+        f.result(WAIT)
+    batcher.close(WAIT)
+    assert gated.calls[1:] == [[("a1",), ("a2",)], [("b1",)]]
+
+
+def test_deadline_passed_in_the_queue_is_dropped_before_decoding(gated: FakeModel) -> None:
+    batcher, blocker = start_blocked(gated)
+    deadline = time.monotonic() + 0.05
+    late = batcher.submit([enc("late1"), enc("late2")], OPTIONS, deadline)
+    on_time = batcher.submit([enc("fine")], OPTIONS, time.monotonic() + 60)
+    wait_until(lambda: time.monotonic() > deadline)
+    gated.release.set()
+    for fut in late:
+        with pytest.raises(DeadlineExceeded, match="deadline passed while the text was queued"):
+            fut.result(WAIT)
+    assert on_time[0].result(WAIT) == ("fine",)
+    blocker.result(WAIT)
+    batcher.close(WAIT)
+    assert ("late1",) not in gated.decoded() and ("late2",) not in gated.decoded()
+    assert batcher.stats.expired == 2
+
+
+def test_cancelled_sentences_leave_the_queue_at_once_and_are_never_decoded(gated: FakeModel) -> None:
+    batcher, blocker = start_blocked(gated)
+    doomed = batcher.submit([enc("gone1"), enc("gone2"), enc("gone3")], OPTIONS)
+    kept = batcher.submit([enc("kept")], OPTIONS)
+    assert batcher.queued() == 4
+    assert all(f.cancel() for f in doomed)
+    assert batcher.queued() == 1  # freed before the model is free again
+    gated.release.set()
+    assert kept[0].result(WAIT) == ("kept",)
+    blocker.result(WAIT)
+    batcher.close(WAIT)
+    assert not any(s[0].startswith("gone") for s in gated.decoded())
+    assert batcher.stats.cancelled == 3
+    for f in doomed:
+        with pytest.raises(CancelledError):
+            f.result(0)
+
+
+def test_full_queue_refuses_at_once_and_frees_room_on_cancel(gated: FakeModel) -> None:
+    batcher, _ = start_blocked(gated, max_queued=4)
+    first = batcher.submit([enc("q1"), enc("q2"), enc("q3")], OPTIONS)
+    with pytest.raises(Overloaded, match=r"3 sentences queued \(limit 4\)"):
+        batcher.submit([enc("r1"), enc("r2")], OPTIONS)
+    assert batcher.stats.rejected == 1
+    fits = batcher.submit([enc("q4")], OPTIONS)
+    first[0].cancel()
+    room = batcher.submit([enc("q5")], OPTIONS)
+    gated.release.set()
+    assert [f.result(WAIT) for f in first[1:] + fits + room] == [("q2",), ("q3",), ("q4",), ("q5",)]
+    batcher.close(WAIT)
+    assert ("r1",) not in gated.decoded()
+
+
+def test_expired_sentences_make_room_for_new_calls(gated: FakeModel) -> None:
+    batcher, _ = start_blocked(gated, max_queued=2)
+    deadline = time.monotonic() + 0.05
+    stale = batcher.submit([enc("old1"), enc("old2")], OPTIONS, deadline)
+    wait_until(lambda: time.monotonic() > deadline)
+    fresh = batcher.submit([enc("new")], OPTIONS)
+    for f in stale:
+        with pytest.raises(DeadlineExceeded):
+            f.result(WAIT)
+    gated.release.set()
+    assert fresh[0].result(WAIT) == ("new",)
+    batcher.close(WAIT)
+
+
+def test_a_request_larger_than_the_bound_is_taken_on_an_empty_queue() -> None:
+    model = FakeModel()
+    batcher = Batcher(model, BatchingOptions(max_queued=2, wait_ms=0.0))
+    futures = batcher.submit([enc("a"), enc("b"), enc("c")], OPTIONS)
+    assert [f.result(WAIT) for f in futures] == [("a",), ("b",), ("c",)]
+    batcher.close(WAIT)
+
+
+def test_model_errors_reach_every_request_of_the_batch(gated: FakeModel) -> None:
+    class Broken(FakeModel):
+        def generate(self, batch: Sequence[Encoded], options: DecodingOptions) -> list[tuple[str, ...]]:
+            super().generate(batch, options)
+            raise RuntimeError("decoder exploded")
+
+    model = Broken(gate=True)
+    batcher, _ = start_blocked(model)
+    a = batcher.submit([enc("a")], OPTIONS)
+    b = batcher.submit([enc("b")], OPTIONS)
+    model.release.set()
+    for f in a + b:
+        with pytest.raises(RuntimeError, match="decoder exploded"):
+            f.result(WAIT)
+    batcher.close(WAIT)
+
+
+def test_a_short_answer_from_the_model_is_an_error_not_a_truncation() -> None:
+    class Short(FakeModel):
+        def generate(self, batch: Sequence[Encoded], options: DecodingOptions) -> list[tuple[str, ...]]:
+            return super().generate(batch, options)[:-1]
+
+    batcher = Batcher(Short(), BatchingOptions(wait_ms=50.0))
+    futures = batcher.submit([enc("a"), enc("b")], OPTIONS)
+    for f in futures:
+        with pytest.raises(RuntimeError, match="returned 1 outputs for 2 inputs"):
+            f.result(WAIT)
+    batcher.close(WAIT)
+
+
+def test_close_finishes_queued_work_then_refuses(gated: FakeModel) -> None:
+    batcher, blocker = start_blocked(gated)
+    queued = batcher.submit([enc("last")], OPTIONS)
+    closer = threading.Thread(target=batcher.close, args=(WAIT,))
+    closer.start()
+    wait_until(lambda: batcher._closed)
+    with pytest.raises(Unavailable, match="shutting down"):
+        batcher.submit([enc("late")], OPTIONS)
+    gated.release.set()
+    closer.join(WAIT)
+    assert blocker.result(0) == ("blocker",)
+    assert queued[0].result(0) == ("last",)
+
+
+def test_real_copy_model_under_concurrency(copy_store: Path, swapcase: Callable[[str], str]) -> None:
+    from tests.support.tinymodels import COPY_CORPUS
+
+    installed = ModelStore(copy_store).get("copy-en-de")
+    model = Seq2SeqModel(installed.path, installed.manifest, RuntimeOptions(inter_threads=2, intra_threads=1))
+    batcher = Batcher(model, BatchingOptions(max_batch_tokens=256, wait_ms=1.0, workers=2))
+    options = model.default_options()
+    rng = random.Random(3)
+    requests = [rng.sample(COPY_CORPUS, rng.randint(1, 6)) for _ in range(48)]
+    results: dict[int, list[str]] = {}
+    errors: list[BaseException] = []
+
+    def client(indexes: range) -> None:
+        try:
+            for r in indexes:
+                futures = batcher.submit([model.encode(s, "en", "de") for s in requests[r]], options)
+                results[r] = [model.decode(f.result(60)) for f in futures]
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(range(i, 48, 12),)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    batcher.close(WAIT)
+    assert not errors, errors[0]
+    for r, sentences in enumerate(requests):
+        assert results[r] == [swapcase(s) for s in sentences], f"request {r}"
+    assert batcher.stats.sentences == sum(len(r) for r in requests)
