@@ -10,26 +10,29 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Sequence
 
 import pytest
-
 from dragoman.server.batcher import Batcher, BatchingOptions
-from dragoman.server.engine import DecodingOptions, Encoded, RuntimeOptions, Seq2SeqModel
+from dragoman.server.engine import (
+    DecodingOptions,
+    Encoded,
+    RuntimeOptions,
+    Seq2SeqModel,
+)
 from dragoman.server.errors import DeadlineExceeded, InvalidInput
 from dragoman.server.manifest import read_manifest
 from dragoman.server.summarise.abstractive import (
     ELLIPSIS,
-    chunk_sentences,
     final_options,
     fit_length,
     summarise_abstractive,
 )
 from dragoman.server.text.segment import split_sentences
 from dragoman.server.text.words import count_words
+
 from tests.conftest import install_copy_model
 from tests.support.tinymodels import COPY_CORPUS, train_sentencepiece
 
@@ -69,8 +72,8 @@ class _Call:
 class SpyBatcher(Batcher):
     """A real batcher that records every submission (one per pass is expected)."""
 
-    def __init__(self, model: object, options: BatchingOptions = BatchingOptions(wait_ms=0)) -> None:
-        super().__init__(model, options)  # type: ignore[arg-type]
+    def __init__(self, model: object) -> None:
+        super().__init__(model, BatchingOptions(wait_ms=0))  # type: ignore[arg-type]
         self.calls: list[_Call] = []
 
     def submit(self, items: Sequence[Encoded], options: DecodingOptions, deadline: float | None = None) -> list[Future[tuple[str, ...]]]:
@@ -161,8 +164,7 @@ def test_short_article_takes_one_pass(lead_model: Seq2SeqModel, batcher: SpyBatc
 def test_only_a_sentence_longer_than_the_window_is_split(
     lead_model: Seq2SeqModel, batcher: SpyBatcher,
 ) -> None:
-    words = ("the council, the farmers, the museum, the police, the festival, "
-             "the bank, the school, the airport, the hospital") .split(", ")
+    words = ["the council", "the farmers", "the museum", "the police", "the festival", "the bank", "the school", "the airport", "the hospital"]
     giant = "Yesterday " + ", ".join(words * 8) + " all met in the square."
     assert not lead_model.fits(giant)
     before, after = ENGLISH[1], ENGLISH[2]
@@ -288,30 +290,32 @@ def test_negative_limits_and_empty_text_are_refused(lead_model: Seq2SeqModel, ba
 class _Gated:
     """Delegates to the model, holding each batch until ``release`` is set."""
 
-    def __init__(self, model: Seq2SeqModel, delay: float = 0.0) -> None:
+    def __init__(self, model: Seq2SeqModel) -> None:
         self.model = model
         self.name = model.name
-        self.delay = delay
         self.started = threading.Event()
         self.release = threading.Event()
 
     def generate(self, batch: Sequence[Encoded], options: DecodingOptions) -> list[tuple[str, ...]]:
         self.started.set()
         self.release.wait(10)
-        time.sleep(self.delay)
         return self.model.generate(batch, options)
 
 
 def test_deadline_passing_in_a_pass_stops_before_the_next(lead_model: Seq2SeqModel) -> None:
-    gated = _Gated(lead_model, delay=0.3)
-    gated.release.set()
+    gated = _Gated(lead_model)
     spy = SpyBatcher(gated)
     try:
-        fut = summarise_abstractive(lead_model, spy, _article(12), "en", 0, 0, time.monotonic() + 0.15)
+        deadline = time.monotonic() + 0.5
+        fut = summarise_abstractive(lead_model, spy, _article(12), "en", 0, 0, deadline)
+        assert gated.started.wait(5)  # pass 1 was taken in time and is decoding
+        time.sleep(max(0.0, deadline - time.monotonic()) + 0.05)
+        gated.release.set()
         with pytest.raises(DeadlineExceeded, match="between summarisation passes"):
             fut.result(30)
         assert len(spy.calls) == 1
     finally:
+        gated.release.set()
         spy.close(5)
 
 
@@ -327,8 +331,9 @@ def test_deadline_passing_in_the_queue_fails_the_summary(lead_model: Seq2SeqMode
     try:
         blocker = spy.submit([lead_model.encode("Blocker.", "en", "en")], DecodingOptions(beam_size=2))
         assert gated.started.wait(5)
-        fut = summarise_abstractive(lead_model, spy, _article(12), "en", 0, 0, time.monotonic() + 0.1)
-        time.sleep(0.2)
+        deadline = time.monotonic() + 0.5
+        fut = summarise_abstractive(lead_model, spy, _article(12), "en", 0, 0, deadline)
+        time.sleep(max(0.0, deadline - time.monotonic()) + 0.05)  # queued behind the blocker
         gated.release.set()
         with pytest.raises(DeadlineExceeded, match="while the text was queued"):
             fut.result(30)

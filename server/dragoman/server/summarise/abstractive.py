@@ -26,9 +26,9 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 from dragoman.server.batcher import Batcher
 from dragoman.server.engine import DecodingOptions, Encoded, Seq2SeqModel
