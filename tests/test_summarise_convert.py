@@ -96,7 +96,8 @@ def build_bart(out: Path, *, eos_eager: bool = False) -> Path:
             norm.weight[0], norm.bias[0] = 0.0, 1.0
             model.lm_head.weight[:, 0] = 0.0
             model.lm_head.weight[tokenizer.eos_token_id, 0] = 200.0
-    _generation_config(model)
+    # As facebook/bart-large-cnn: the first generated token is forced to <s>.
+    _generation_config(model, forced_bos_token_id=tokenizer.bos_token_id)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
@@ -176,9 +177,13 @@ def _hf(checkpoint: Path) -> tuple[Any, Any]:
 
 
 def _strip_specials(ids: list[int], tokenizer: Any, model: Any) -> list[int]:
-    """Generated ids without the decoder start token and the final ``</s>``."""
+    """Generated ids without the decoder start token, a forced first token and the final ``</s>``."""
     assert ids[0] == model.config.decoder_start_token_id
     ids = ids[1:]
+    forced = model.generation_config.forced_bos_token_id
+    if forced is not None:
+        assert ids[0] == forced
+        ids = ids[1:]
     return ids[:-1] if ids and ids[-1] == tokenizer.eos_token_id else ids
 
 
@@ -189,7 +194,7 @@ def test_bart_manifest(converted: dict[str, Converted]) -> None:
     m = converted["bart"].installed.manifest
     assert (m.task, m.family, m.source_languages, m.target_languages) == ("summarise", "bart", ("en",), ("en",))
     assert (m.tokenizer.type, m.tokenizer.source) == ("huggingface", "tokenizer.json")
-    assert (m.source_prefix, m.source_suffix, m.target_prefix, m.text_prefix) == (("<s>",), ("</s>",), (), "")
+    assert (m.source_prefix, m.source_suffix, m.target_prefix, m.text_prefix) == (("<s>",), ("</s>",), ("<s>",), "")
     assert m.max_input_tokens == WINDOW
     g = m.generation
     # BART forces </s> at max_length, so one more position is reserved for it.
@@ -281,7 +286,8 @@ def test_min_and_max_length_map_to_the_same_output_lengths(
                 max_length=MAX_LENGTH, min_length=min_length)[0].tolist()
         ours_ids = tokenizer.convert_tokens_to_ids(list(ours.result(30)))
         assert ours_ids == _strip_specials(reference, tokenizer, hf_model)
-        assert len(ours_ids) == min(min_length - 1, MAX_LENGTH - 2)
+        # Both count the forced <s> (a target prefix here) as part of the length.
+        assert len(ours_ids) == min(min_length - 1, MAX_LENGTH - 2) - len(installed.manifest.target_prefix)
 
 
 # -- options ----------------------------------------------------------------------------------

@@ -225,7 +225,6 @@ def architecture_defaults(model_type: str) -> Iterator[None]:
                 delattr(cls, key)
 
 
-
 def _convert(source: Path, target: Path, options: InstallOptions, tokenizer_kind: str) -> Manifest:
     from transformers import AutoTokenizer
 
