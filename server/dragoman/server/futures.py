@@ -142,6 +142,42 @@ def chain(fut: Future[T], fn: Callable[[T], Future[U]]) -> Future[U]:
     return out
 
 
+def recover(
+    fut: Future[T], errors: type[BaseException] | tuple[type[BaseException], ...],
+    fn: Callable[[BaseException], T],
+) -> Future[T]:
+    """``fut``'s result, or ``fn(error)`` when it fails with one of ``errors``."""
+    out: Future[T] = Future()
+
+    def on_done(f: Future[T]) -> None:
+        if out.done():
+            return
+        if f.cancelled():
+            _settle(out, exc=_Cancelled())
+            return
+        exc = f.exception()
+        if exc is None:
+            _settle(out, value=f.result())
+            return
+        if not isinstance(exc, errors):
+            _settle(out, exc=exc)
+            return
+        try:
+            value = fn(exc)
+        except BaseException as err:  # noqa: BLE001
+            _settle(out, exc=err)
+        else:
+            _settle(out, value=value)
+
+    def on_outer(o: Future[T]) -> None:
+        if o.cancelled():
+            fut.cancel()
+
+    out.add_done_callback(on_outer)
+    fut.add_done_callback(on_done)
+    return out
+
+
 def _Cancelled() -> BaseException:
     from dragoman.server.errors import Cancelled
 

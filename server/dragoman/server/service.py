@@ -17,7 +17,7 @@ from typing import Sequence
 
 from dragoman.server.cache import SentenceCache
 from dragoman.server.errors import InvalidInput, ModelNotFound, Overloaded, Unavailable
-from dragoman.server.futures import chain, completed, gather, then
+from dragoman.server.futures import chain, completed, gather, recover, then
 from dragoman.server.registry import Leg, ModelRegistry, Route
 from dragoman.server.summarise.extractive import summarise_extractive
 from dragoman.server.text.langdetect import Detection, detect_language, is_language_code
@@ -345,10 +345,12 @@ class Dragoman:
         text = req.text
         if req.format is not TextFormat.PLAIN:
             text = "\n\n".join(split_document(req.text, language, req.format).sentences)
-        if method == "extractive":
+        def extractive() -> tuple[str, int, int, tuple[str, ...], str]:
             ext = summarise_extractive(text, language, max_sentences or None, req.max_words or None)
-            first: Future[tuple[str, int, int, tuple[str, ...]]] = completed(
-                (ext.text, 1, len(ext.sentences), ("extractive",)))
+            return ext.text, 1, len(ext.sentences), ("extractive",), "extractive"
+
+        if method == "extractive":
+            first: Future[tuple[str, int, int, tuple[str, ...], str]] = completed(extractive())
         else:
             from dragoman.server.summarise.abstractive import summarise_abstractive
 
@@ -357,19 +359,27 @@ class Dragoman:
                 summarise_abstractive(
                     lm.model, lm.batcher, text, language, max_sentences, req.max_words, deadline
                 ),
-                lambda r: (r.summary, r.passes, r.sentences, (summariser,)),
+                lambda r: (r.summary, r.passes, r.sentences, (summariser,), "abstractive"),
             )
+            if req.method == "auto":
+                # The extractive ranker is the fallback the design promises: an article the
+                # model cannot shorten still gets a summary when the caller did not insist.
+                def fall_back(exc: BaseException) -> tuple[str, int, int, tuple[str, ...], str]:
+                    logger.info("abstractive summary failed (%s); falling back to extractive", exc)
+                    return extractive()
 
-        def translate(res: tuple[str, int, int, tuple[str, ...]]) -> Future[SummariseOutput]:
-            summary, passes, count, models = res
+                first = recover(first, InvalidInput, fall_back)
+
+        def translate(res: tuple[str, int, int, tuple[str, ...], str]) -> Future[SummariseOutput]:
+            summary, passes, count, models, used = res
             if route is None:
                 return completed(SummariseOutput(
-                    req.id, summary, language, target, method, models, passes, count))
+                    req.id, summary, language, target, used, models, passes, count))
             doc = split_document(summary, language)
             return then(
                 self.translate_sentences(route, doc.sentences, 0, deadline),
                 lambda done: SummariseOutput(
-                    req.id, doc.rebuild(done.sentences), language, target, method,
+                    req.id, doc.rebuild(done.sentences), language, target, used,
                     models + route.models, passes, count,
                 ),
             )

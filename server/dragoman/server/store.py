@@ -55,6 +55,8 @@ class InstallOptions:
     target_languages: tuple[str, ...] = ()
     quantization: str = "int8"
     force: bool = False
+    # Replaces the text prefix a converter would pick (T5: "summarize: "); None keeps it.
+    text_prefix: str | None = None
 
 
 class ModelStore:
@@ -127,6 +129,8 @@ class ModelStore:
                 )
             if options.name:
                 manifest = manifest.with_name(options.name)
+            if options.text_prefix is not None:
+                manifest = replace(manifest, text_prefix=options.text_prefix)
             write_manifest(target, manifest)
             return self._commit(target, manifest, options.force)
         finally:

@@ -7,11 +7,16 @@ OPUS-MT, Argos, NLLB, M2M100, T5, mT5 and PEGASUS; byte-level BPE models (BART) 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Protocol, Sequence
 
 from dragoman.server.errors import StoreError
 from dragoman.server.manifest import Tokenizer as TokenizerSpec
+
+
+# Model-vocabulary markers that are not text: <...>, __de__, >>deu<<, deu_Latn.
+_MARKER = re.compile(r"^(<[^<>]+>|__[A-Za-z_-]+__|>>[A-Za-z_]+<<|[a-z]{3}_[A-Z][a-z]{3})$")
 
 
 class TextTokenizer(Protocol):
@@ -27,12 +32,36 @@ class SentencePieceTokenizer:
         if not model_file.is_file():
             raise StoreError(f"SentencePiece model {model_file} is missing")
         self._sp = spm.SentencePieceProcessor(model_file=str(model_file))
+        self._unk = self._sp.unk_id()
+        self._unk_piece = self._sp.id_to_piece(self._unk)
 
     def encode(self, text: str) -> list[str]:
         return self._sp.encode(text, out_type=str)
 
     def decode(self, tokens: Sequence[str]) -> str:
-        return self._sp.decode_pieces(list(tokens))
+        """Pieces to text. Pieces the SentencePiece model does not know come from the model's
+        own vocabulary: markers (language codes, PEGASUS' ``<unk_N>``) are dropped, other
+        pieces (a shared Marian vocabulary's source-side subwords) are spelled out, where
+        SentencePiece itself would garble the whole run."""
+        out: list[str] = []
+        run: list[str] = []
+
+        def flush() -> None:
+            if run:
+                text = self._sp.decode_pieces(run)
+                # decode_pieces drops the word-start space of a run; keep it mid-text.
+                out.append(" " + text if out and run[0].startswith("\u2581") else text)
+                run.clear()
+
+        for t in tokens:
+            if t == self._unk_piece or self._sp.piece_to_id(t) != self._unk:
+                run.append(t)
+            elif not _MARKER.match(t):
+                flush()
+                literal = t.replace("\u2581", " ")
+                out.append(literal if out else literal.lstrip())
+        flush()
+        return "".join(out)
 
 
 class HuggingFaceTokenizer:

@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                          help="target language(s), comma-separated")
     install.add_argument("--quantization", default="int8",
                          help="weights when converting: int8 (default), int8_float32, float32, ...")
+    install.add_argument("--text-prefix", default=None, metavar="TEXT",
+                         help="text put before every input, e.g. 'summarize: ' for T5 "
+                              "(default: what the checkpoint says)")
     install.add_argument("--force", action="store_true", help="replace a model of the same name")
     install.add_argument("--models", help=MODELS_HELP)
     install.set_defaults(func=_install)
@@ -73,6 +76,7 @@ def _install(args: argparse.Namespace) -> int:
         target_languages=args.target,
         quantization="" if args.quantization in ("none", "float32") else args.quantization,
         force=args.force,
+        text_prefix=args.text_prefix,
     )
     try:
         model = store.install(args.path, options)
