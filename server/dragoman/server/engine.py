@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +20,9 @@ from dragoman.server.manifest import Manifest
 from dragoman.server.tokenizer import load_tokenizers
 
 logger = logging.getLogger(__name__)
+
+# How long ``unload`` waits for CTranslate2 to let go of a model that just finished a batch.
+UNLOAD_WAIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -90,13 +94,25 @@ class Seq2SeqModel:
         return bool(self._translator.model_is_loaded)
 
     def unload(self) -> bool:
-        """Free the weights (the tokenizers stay); refused while a batch is decoding."""
-        with self._lock:
-            if self._active:
+        """Free the weights (the tokenizers stay); refused while a batch is decoding.
+
+        CTranslate2 silently skips ``unload_model`` while one of its replica threads still
+        holds the model, which can briefly outlive a finished ``translate_batch``; so retry
+        for a moment and report whether the weights really went.
+        """
+        deadline = time.monotonic() + UNLOAD_WAIT_SECONDS
+        while True:
+            with self._lock:
+                if self._active:
+                    return False
+                if self._translator.model_is_loaded:
+                    self._translator.unload_model()
+                if not self._translator.model_is_loaded:
+                    return True
+            if time.monotonic() >= deadline:
+                logger.warning("model %s: CTranslate2 kept the weights loaded", self.name)
                 return False
-            if self._translator.model_is_loaded:
-                self._translator.unload_model()
-            return True
+            time.sleep(0.002)
 
     def load(self) -> None:
         with self._lock:
