@@ -1,0 +1,295 @@
+"""`dragoman batch translate|summarise`: whole archives, resumable, on one machine or on Ray.
+
+The job itself lives in the server package (``dragoman.server.batchjob``) and is imported only
+when the command runs, so the client CLI starts fast and works where only the client is
+installed (the command then says what to install).
+
+Exit status: 0 when every document is in the output, 1 when any document ended in
+OUTPUT.errors.jsonl (or the job stopped: rerun the same command to resume), 2 for usage
+errors, 130 when interrupted (progress is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from dragoman.client.api import ADDRESS_ENV, DEFAULT_ADDRESS
+from dragoman.client.cli.common import (
+    CliError,
+    UsageError,
+    describe_error,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    server_address,
+)
+from dragoman.client.errors import DragomanError as ClientError
+
+MODELS_HELP = "model store for --local and --engine ray (default: $DRAGOMAN_MODELS, else the per-user data folder)"
+INPUT_FORMATS = ("auto", "jsonl", "folder", "tar", "zip", "warc", "parquet")
+OUTPUT_FORMATS = ("auto", "jsonl", "folder", "tar", "zip")
+
+DESCRIPTION = """\
+Translate or summarise every document of INPUT into OUTPUT.
+
+INPUT is a JSONL file (.jsonl, .jsonl.gz; one article object per line), a folder of
+.txt/.md/.html files, a .tar/.tar.gz/.zip of such files, or a WARC file (.warc, .warc.gz)
+of crawled pages. OUTPUT mirrors it: JSONL input gives JSONL with result fields added to
+each record (translate: "<text-field>_<LANG>" and "<title-field>_<LANG>", e.g. "text_de"
+and "title_de"; summarise: "summary", or "summary_<LANG>" with --to; --output-field and
+--title-output-field rename them); files give the same folder or archive layout with each
+file translated in its own format (Markdown and HTML keep their markup). WARC input gives
+JSONL records (id, url, date, title, text and the results).
+
+Documents that cannot be processed (malformed lines, empty or oversized text, binary files,
+languages without a model) go to OUTPUT.errors.jsonl as {"id", "location", "code",
+"reason"} and the job goes on. Progress is committed as it goes (OUTPUT.state.json): after
+an interruption, rerun the same command to resume; every document ends up exactly once in
+the output or the errors file.
+
+Exit status: 0 every document done, 1 some failed (see OUTPUT.errors.jsonl) or the job
+stopped early, 2 usage error, 130 interrupted."""
+
+
+def register(subparsers: Any) -> None:
+    """Add `dragoman batch` with its translate and summarise actions."""
+    parser = subparsers.add_parser(
+        "batch",
+        help="translate or summarise a whole archive (JSONL, folder, tar/zip, WARC), resumably",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="batch_command", metavar="ACTION", required=True)
+
+    translate = actions.add_parser(
+        "translate", help="translate every document",
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    translate.add_argument("--to", dest="target", required=True, metavar="LANG",
+                           help="target language")
+    translate.add_argument("--from", dest="source", default="", metavar="LANG",
+                           help="source language of every document (default: detect each)")
+    translate.add_argument("--beam-size", type=non_negative_int, default=0, metavar="N",
+                           help="beam size (default: the model's)")
+    _add_common(translate)
+    translate.set_defaults(func=run, task="translate")
+
+    summarise = actions.add_parser(
+        "summarise", aliases=["summarize"], help="summarise every document",
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    summarise.add_argument("--to", dest="target", default="", metavar="LANG",
+                           help="language of the summaries (default: each article's)")
+    summarise.add_argument("--language", dest="source", default="", metavar="LANG",
+                           help="language of every document (default: detect each)")
+    summarise.add_argument("--method", choices=("auto", "extractive", "abstractive"),
+                           default="auto",
+                           help="auto: abstractive where a summariser is installed, else extractive")
+    length = summarise.add_mutually_exclusive_group()
+    length.add_argument("--sentences", type=positive_int, default=0, metavar="N",
+                        help="at most N sentences (default: the service's)")
+    length.add_argument("--words", type=positive_int, default=0, metavar="N",
+                        help="about N words at most")
+    _add_common(summarise)
+    summarise.set_defaults(func=run, task="summarise", beam_size=0)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="INPUT", help="JSONL(.gz), folder, tar/zip or WARC(.gz)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                        help="where the results go (see above)")
+    fields = parser.add_argument_group("records (JSONL and WARC)")
+    fields.add_argument("--id-field", default="id", metavar="NAME", help="default: id")
+    fields.add_argument("--text-field", default="text", metavar="NAME", help="default: text")
+    fields.add_argument("--title-field", default="title", metavar="NAME",
+                        help="translated too when present (default: title)")
+    fields.add_argument("--output-field", default="", metavar="NAME",
+                        help="field for the result (default: text_LANG, or summary[_LANG])")
+    fields.add_argument("--title-output-field", default="", metavar="NAME",
+                        help="field for the translated title (default: title_LANG)")
+    fields.add_argument("--format", choices=("plain", "html", "markdown"), default="plain",
+                        help="format of JSONL text fields (files: from their suffix)")
+    fields.add_argument("--warc-id", choices=("record", "uri"), default="record",
+                        help="id of a WARC page: its WARC-Record-ID or its target URI")
+
+    io = parser.add_argument_group("input and output")
+    io.add_argument("--input-format", choices=INPUT_FORMATS, default="auto",
+                    help="default: from INPUT's name (a folder, or its suffix)")
+    io.add_argument("--output-format", choices=OUTPUT_FORMATS, default="auto",
+                    help="default: from OUTPUT's suffix (.jsonl[.gz], .tar[.gz], .zip), else "
+                         "the same kind as INPUT")
+    io.add_argument("--max-document-bytes", type=positive_int, default=16 * 1024 * 1024,
+                    metavar="N", help="larger documents become errors unread (default: 16 MiB)")
+    io.add_argument("--restart", action="store_true",
+                    help="discard earlier progress and overwrite OUTPUT")
+    io.add_argument("--progress", choices=("auto", "bar", "log", "none"), default="auto",
+                    help="auto: a bar on a terminal, else a log line every --log-interval")
+    io.add_argument("--log-interval", type=positive_float, default=30.0, metavar="SECONDS",
+                    help="seconds between progress lines (default: 30)")
+    io.add_argument("--commit-interval", type=positive_float, default=2.0, metavar="SECONDS",
+                    help="seconds between commits of progress (default: 2)")
+
+    engine = parser.add_argument_group("engine")
+    engine.add_argument("--engine", choices=("server", "local", "ray"), default="server",
+                        help="server: a Dragoman server (--server); local: in this process; "
+                             "ray: Ray Data (pip install 'dragoman[cluster]')")
+    engine.add_argument("--local", dest="engine", action="store_const", const="local",
+                        help="same as --engine local: no server, models from --models")
+    engine.add_argument("--server", metavar="HOST:PORT", default=argparse.SUPPRESS,
+                        help=f"server address (default: ${ADDRESS_ENV}, else {DEFAULT_ADDRESS})")
+    engine.add_argument("--timeout", type=positive_float, metavar="SECONDS",
+                        default=argparse.SUPPRESS,
+                        help="deadline of each summary call (translations stream without one)")
+    engine.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="log more (-v: info, -vv: debug)")
+    engine.add_argument("--models", metavar="DIR", help=MODELS_HELP)
+    engine.add_argument("--in-flight", type=positive_int, default=32, metavar="N",
+                        help="documents in flight at once (default: 32)")
+
+    ray = parser.add_argument_group("ray (--engine ray; JSONL or Parquet in, a folder of parts out)")
+    ray.add_argument("--ray-address", metavar="ADDR",
+                     help="cluster to join, e.g. ray://head:10001 or auto (default: $RAY_ADDRESS, "
+                          "else start a local instance)")
+    ray.add_argument("--ray-cpus", type=positive_int, metavar="N",
+                     help="CPUs of a local instance (default: all)")
+    ray.add_argument("--actors", type=positive_int, default=1, metavar="N",
+                     help="model actors, each loading the models once (default: 1)")
+    ray.add_argument("--actor-cpus", type=positive_float, default=1.0, metavar="N",
+                     help="CPUs reserved per actor (default: 1)")
+    ray.add_argument("--ray-batch-size", type=positive_int, default=64, metavar="N",
+                     help="documents per actor call (default: 64)")
+
+
+def _batch_modules() -> Any:
+    try:
+        from dragoman.server.batchjob import command
+    except ModuleNotFoundError as error:
+        if (error.name or "").startswith("dragoman.server"):
+            raise CliError("`dragoman batch` needs the server package (pip install dragoman)") from None
+        raise
+    return command
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    from dragoman.server.batchjob.progress import BarProgress, LogProgress
+    from dragoman.server.batchjob.runner import NoProgress
+
+    mode = args.progress
+    if mode == "auto":
+        mode = "bar" if sys.stderr.isatty() else "log"
+    if mode == "bar":
+        return BarProgress(sys.stderr)
+    if mode == "log":
+        return LogProgress(sys.stderr, interval=args.log_interval, wants_total=True)
+    return NoProgress()
+
+
+def run(args: argparse.Namespace) -> int:
+    command = _batch_modules()
+    from dragoman.server.errors import DragomanError, InvalidInput, ModelNotFound
+
+    try:
+        if args.engine == "ray":
+            summary = _run_ray(args)
+        else:
+            summary = command.run_batch(_spec(args, command), _progress(args))
+    except (InvalidInput, ModelNotFound) as error:
+        raise UsageError(str(error)) from None
+    except DragomanError as error:
+        raise CliError(str(error)) from None
+    except ClientError as error:
+        address = server_address(args)
+        raise CliError(
+            f"{describe_error(error, address)}; progress is saved: rerun the same command "
+            "to resume"
+        ) from None
+    _report(summary)
+    return summary.exit_status
+
+
+def _job(args: argparse.Namespace) -> Any:
+    from dragoman.server.batchjob.job import FieldOptions, JobOptions
+
+    job = JobOptions(
+        task=args.task,
+        target_language=args.target,
+        source_language=args.source,
+        method=getattr(args, "method", "auto"),
+        max_sentences=getattr(args, "sentences", 0),
+        max_words=getattr(args, "words", 0),
+        beam_size=args.beam_size,
+    )
+    fields = FieldOptions(
+        id_field=args.id_field,
+        text_field=args.text_field,
+        title_field=args.title_field,
+        output_field=args.output_field,
+        title_output_field=args.title_output_field,
+        text_format=args.format,
+    )
+    return job, fields
+
+
+def _spec(args: argparse.Namespace, command: Any) -> Any:
+    from dragoman.server.batchjob.readers import ReaderOptions
+    from dragoman.server.batchjob.runner import RunOptions
+
+    job, fields = _job(args)
+    return command.BatchSpec(
+        input=Path(args.input),
+        output=Path(args.output),
+        job=job,
+        reader=ReaderOptions(fields, args.max_document_bytes, args.warc_id),
+        input_format=args.input_format,
+        output_format=args.output_format,
+        run=RunOptions(window=args.in_flight, commit_interval=args.commit_interval,
+                       restart=args.restart),
+        engine=args.engine,
+        server=getattr(args, "server", None),
+        timeout=getattr(args, "timeout", None),
+        models=args.models,
+    )
+
+
+def _run_ray(args: argparse.Namespace) -> Any:
+    from dragoman.server.batchjob.ray_engine import RayOptions, RaySpec, run_ray_job
+
+    job, fields = _job(args)
+    if args.output_format not in ("auto",):
+        raise UsageError("--engine ray writes the input's format (JSONL or Parquet)")
+    spec = RaySpec(
+        inputs=(args.input,),
+        output=args.output,
+        job=job,
+        fields=fields,
+        input_format=args.input_format,
+        models=args.models,
+        max_document_bytes=args.max_document_bytes,
+        restart=args.restart,
+        options=RayOptions(
+            address=args.ray_address,
+            local_cpus=args.ray_cpus,
+            actors=args.actors,
+            actor_cpus=args.actor_cpus,
+            batch_size=args.ray_batch_size,
+            window=args.in_flight,
+        ),
+    )
+    return run_ray_job(spec)
+
+
+def _report(summary: Any) -> None:
+    rate = summary.chars / summary.seconds if summary.seconds > 0 else 0.0
+    parts = [f"{summary.done} done", f"{summary.failed} failed",
+             f"{summary.skipped} skipped (done by an earlier run)"]
+    line = f"batch: {', '.join(parts)} in {summary.seconds:.1f}s ({rate:,.0f} chars/s)"
+    if summary.total_done != summary.done or summary.total_failed != summary.failed:
+        line += f"; job total: {summary.total_done} done, {summary.total_failed} failed"
+    print(line, file=sys.stderr)
+    print(f"batch: output: {summary.output}", file=sys.stderr)
+    if summary.errors:
+        print(f"batch: errors: {summary.errors}", file=sys.stderr)
+    sys.stderr.flush()

@@ -1,0 +1,132 @@
+"""The in-process engine: the job drives the model layer directly, no server and no gRPC.
+
+It builds the same service a server would (store, registry, cache, ``Dragoman``) from the
+same configuration (``DRAGOMAN_MODELS`` and the other ``DRAGOMAN_*`` settings), so a batch
+job translates exactly as the server does, batching sentences across the documents in
+flight. Ray actors use it too, one per actor.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future
+
+from dragoman.server.batchjob.inflight import FutureEngine
+from dragoman.server.batchjob.job import Failure, JobOptions, Request
+from dragoman.server.cache import SentenceCache
+from dragoman.server.config import ServerConfig
+from dragoman.server.errors import (
+    Cancelled,
+    DeadlineExceeded,
+    DragomanError,
+    InvalidInput,
+    ModelNotFound,
+    Overloaded,
+    StoreError,
+    Unavailable,
+)
+from dragoman.server.futures import then
+from dragoman.server.registry import ModelRegistry
+from dragoman.server.service import Dragoman, ServiceLimits, SummariseInput, TranslateInput
+from dragoman.server.store import ModelStore
+from dragoman.server.text.segment import TextFormat
+
+logger = logging.getLogger(__name__)
+
+# The status names the server reports for the same errors (see rpc/status.py), so error
+# records read the same whichever engine produced them.
+CODE_OF: dict[type[DragomanError], str] = {
+    InvalidInput: "INVALID_ARGUMENT",
+    ModelNotFound: "NOT_FOUND",
+    Overloaded: "RESOURCE_EXHAUSTED",
+    Unavailable: "UNAVAILABLE",
+    DeadlineExceeded: "DEADLINE_EXCEEDED",
+    Cancelled: "CANCELLED",
+    StoreError: "FAILED_PRECONDITION",
+}
+
+
+def build_local_service(config: ServerConfig) -> Dragoman:
+    """The model layer as a server with ``config`` would build it (models load on first use)."""
+    store = ModelStore(config.models_dir)
+    registry = ModelRegistry(store, config.runtime(), config.batching_options(), config.routing())
+    cache = SentenceCache(config.cache_entries, config.cache_mb * 1024 * 1024)
+    limits = ServiceLimits(
+        max_chars=config.max_chars,
+        max_in_flight=config.max_in_flight,
+        summary_sentences=config.summary_sentences,
+        beam_size=config.beam_size,
+    )
+    return Dragoman(registry, cache, limits)
+
+
+def classify(exc: BaseException) -> Failure:
+    """A model-layer exception as an error record's code and reason."""
+    for cls in type(exc).__mro__:
+        code = CODE_OF.get(cls)  # type: ignore[arg-type]
+        if code is not None:
+            return Failure(code, str(exc))
+    logger.error("internal error on a document", exc_info=exc)
+    return Failure("INTERNAL", f"{type(exc).__name__}: {exc}")
+
+
+def check_route(service: Dragoman, job: JobOptions) -> None:
+    """Fail before reading any input when the given language pair has no model at all."""
+    if job.task == "translate" and job.source_language and \
+            job.source_language != job.target_language:
+        service.registry.route(job.source_language, job.target_language)
+
+
+def submitter(service: Dragoman, job: JobOptions):  # type: ignore[no-untyped-def]
+    """``submit(request) -> Future[str]`` for ``job`` against ``service``."""
+
+    def translate(request: Request) -> Future[str]:
+        future = service.translate(TranslateInput(
+            text=request.text,
+            target_language=job.target_language,
+            source_language=job.source_language,
+            format=TextFormat(request.format),
+            beam_size=job.beam_size,
+            id=request.tag,
+        ))
+        return then(future, lambda out: out.text)
+
+    def summarise(request: Request) -> Future[str]:
+        future = service.summarise(SummariseInput(
+            text=request.text,
+            language=job.source_language,
+            target_language=job.target_language,
+            method=job.method,
+            max_sentences=job.max_sentences,
+            max_words=job.max_words,
+            format=TextFormat(request.format),
+            id=request.tag,
+        ))
+        return then(future, lambda out: out.summary)
+
+    return translate if job.task == "translate" else summarise
+
+
+class LocalEngine(FutureEngine):
+    """Documents straight into an in-process ``Dragoman``; ``close`` also frees the models."""
+
+    def __init__(self, service: Dragoman, job: JobOptions, window: int) -> None:
+        # Stay under the service's own admission limit, so it never refuses us as overloaded.
+        window = max(1, min(window, service.limits.max_in_flight))
+        super().__init__(submitter(service, job), classify, window)
+        self.service = service
+
+    def close(self) -> None:
+        super().close()
+        self.service.close()
+        self.service.registry.close(timeout=5.0)
+
+
+def open_local_engine(config: ServerConfig, job: JobOptions, window: int) -> LocalEngine:
+    service = build_local_service(config)
+    try:
+        check_route(service, job)
+    except BaseException:
+        service.registry.close(timeout=1.0)
+        raise
+    return LocalEngine(service, job, window)
