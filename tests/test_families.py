@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
-
 from dragoman.server.errors import ModelNotFound, StoreError
 from dragoman.server.langcodes import (
     NLLB_CODES,
@@ -198,7 +198,7 @@ def build_marian(folder: Path, sp_model: Path, targets: dict[str, str] | None) -
 
 
 def build_nllb(folder: Path, sp_model: Path) -> Checkpoint:
-    torch, transformers = _hf()
+    _, transformers = _hf()
     from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES
 
     work = folder.parent / f".{folder.name}-files"
@@ -640,6 +640,14 @@ def test_multilingual_parity_service_path(
         assert got == [r.output_ids for r in expected], (src, tgt)
 
 
+def test_checkpoint_in_the_hugging_face_cache_is_named_after_its_repo(
+    work: Path, store: ModelStore, m2m100: Checkpoint
+) -> None:
+    snapshot = work / "hub" / "models--facebook--m2m100_418M" / "snapshots" / ("0" * 40)
+    shutil.copytree(m2m100.path, snapshot)
+    assert store.install(snapshot, FLOAT32).name == "m2m100_418M"
+
+
 def test_multilingual_languages_can_be_restricted(store: ModelStore, nllb: Checkpoint) -> None:
     m = store.install(nllb.path, InstallOptions(
         quantization=None, name="nllb-en-de", source_languages=("en",),  # type: ignore[arg-type]
@@ -706,15 +714,17 @@ def test_cli_install_then_server_translate_matches_transformers(
             {"models": str(store_dir), "address": "127.0.0.1:0", "compute_type": "float32"},
             env={},
         )
-        with ServerThread(build_service(config), config) as server:
-            with grpc.insecure_channel(server.address) as channel:
-                stub = translation_pb2_grpc.TranslationServiceStub(channel)
-                for src, tgt in cases[ckpt.path.name]:
-                    for text in TEXTS:
-                        ref = hf_greedy(ckpt, text, src, tgt)
-                        reply = stub.Translate(translation_pb2.TranslateRequest(
-                            text=text, source_language=src, target_language=tgt, beam_size=1,
-                        ), timeout=30)
-                        assert list(reply.models) == [ckpt.path.name]
-                        assert reply.text == ref.text(ckpt.tokenizer), (ckpt.family, src, tgt)
-                        assert reply.text.strip()
+        with (
+            ServerThread(build_service(config), config) as server,
+            grpc.insecure_channel(server.address) as channel,
+        ):
+            stub = translation_pb2_grpc.TranslationServiceStub(channel)
+            for src, tgt in cases[ckpt.path.name]:
+                for text in TEXTS:
+                    ref = hf_greedy(ckpt, text, src, tgt)
+                    reply = stub.Translate(translation_pb2.TranslateRequest(
+                        text=text, source_language=src, target_language=tgt, beam_size=1,
+                    ), timeout=30)
+                    assert list(reply.models) == [ckpt.path.name]
+                    assert reply.text == ref.text(ckpt.tokenizer), (ckpt.family, src, tgt)
+                    assert reply.text.strip()

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from dragoman.server.cache import SentenceCache
 from dragoman.server.engine import RuntimeOptions
 from dragoman.server.errors import ModelNotFound
@@ -24,6 +23,7 @@ from dragoman.server.service import Dragoman, TranslateInput
 from dragoman.server.store import ModelStore
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
+
 from tests.conftest import install_copy_model, server_config
 
 LANGS = ("en", "de", "fr")
@@ -231,9 +231,11 @@ def test_preloaded_models_are_never_unloaded(copy_models: Path) -> None:
 @pytest.fixture(scope="module")
 def stub(copy_models: Path) -> Iterator[pb_grpc.TranslationServiceStub]:
     config = server_config(copy_models, max_loaded_models=1)
-    with ServerThread(build_service(config), config) as server:
-        with grpc.insecure_channel(server.address) as channel:
-            yield pb_grpc.TranslationServiceStub(channel)
+    with (
+        ServerThread(build_service(config), config) as server,
+        grpc.insecure_channel(server.address) as channel,
+    ):
+        yield pb_grpc.TranslationServiceStub(channel)
 
 
 def test_grpc_pivot_lists_both_models(

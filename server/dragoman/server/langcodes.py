@@ -10,8 +10,8 @@ language, the best of the model's own codes with :func:`match_codes`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from dragoman.server.text.languages import ISO_639_1
 

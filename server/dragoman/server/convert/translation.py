@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from dragoman.server.convert.common import copy_into
 from dragoman.server.errors import StoreError
@@ -34,8 +35,11 @@ logger = logging.getLogger(__name__)
 
 _NAME_BAD = re.compile(r"[^A-Za-z0-9._-]+")
 # "opus-mt-en-de", "opus-mt-tc-big-en-fr", "opus-2020-01-01-de-en", "de-en".
-_PAIR_IN_NAME = re.compile(r"(?:^|[-/])([A-Za-z]{2,3}(?:[_+][A-Za-z]{2,3})*)-([A-Za-z]{2,3}(?:[_+][A-Za-z]{2,3})*)$")
-_README_LANGS = re.compile(r"^\W*(source|target) languages?(?:\(s\))?\s*:\s*(.+)$", re.I | re.M)
+_CODES = r"[A-Za-z]{2,3}(?:[_+][A-Za-z]{2,3})*"
+_PAIR_IN_NAME = re.compile(rf"(?:^|[-/])({_CODES})-({_CODES})$")
+_README_LANGS = re.compile(
+    r"^\W*(source|target) languages?(?:\(s\))?\s*:\s*(.+)$", re.IGNORECASE | re.MULTILINE
+)
 _PROBE = "Probe text 42"
 
 
@@ -61,10 +65,15 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _default_name(source: Path, options: InstallOptions) -> str:
+    """``--name``, else the folder name; a Hugging Face cache snapshot
+    (``models--facebook--nllb-200-distilled-600M/snapshots/<commit>``) is named after its repo."""
     if options.name:
         return options.name
-    name = _NAME_BAD.sub("-", source.resolve().name).strip("-.") or "model"
-    return name[:128]
+    folder = source.resolve()
+    name = folder.name
+    if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
+        name = folder.parent.parent.name.rsplit("--", 1)[-1]
+    return (_NAME_BAD.sub("-", name).strip("-.") or "model")[:128]
 
 
 def _check_task(options: InstallOptions) -> None:
@@ -194,7 +203,9 @@ def _generation(source: Path) -> Generation:
     """Beam size from the checkpoint's generation settings; the rest stays at the defaults."""
     gen = _read_json(source / "generation_config.json") or _read_json(source / "config.json")
     beams = gen.get("num_beams")
-    return Generation(beam_size=int(beams)) if isinstance(beams, int) and beams > 0 else Generation()
+    if isinstance(beams, int) and beams > 0:
+        return Generation(beam_size=beams)
+    return Generation()
 
 
 def _max_input(config: dict[str, Any], tokenizer: Any, default: int = 512) -> int:
@@ -291,7 +302,8 @@ def convert_marian(source: Path, target: Path, options: InstallOptions) -> Manif
         str(config.get("_name_or_path", "")), str(config.get("name_or_path", "")),
         source.resolve().name,
     )
-    src_found = _iso_list([tok_config["source_lang"]]) if tok_config.get("source_lang") else None
+    src_lang = tok_config.get("source_lang")
+    src_found = _iso_list([src_lang]) if src_lang else None
     sources = _choose_languages(
         options.source_languages, src_found or name_src, "--source", "source", source
     )
@@ -300,7 +312,8 @@ def convert_marian(source: Path, target: Path, options: InstallOptions) -> Manif
         targets, codes = _restrict_targets(codes, options.target_languages, source)
         prefix = ("{tgt}", *prefix)
     else:
-        tgt_found = _iso_list([tok_config["target_lang"]]) if tok_config.get("target_lang") else None
+        tgt_lang = tok_config.get("target_lang")
+        tgt_found = _iso_list([tgt_lang]) if tgt_lang else None
         targets = _choose_languages(
             options.target_languages, tgt_found or name_tgt, "--target", "target", source
         )
@@ -366,7 +379,8 @@ def convert_marian_native(source: Path, target: Path, options: InstallOptions) -
     copy_into(target, {"source.spm": source / "source.spm", "target.spm": source / "target.spm"})
 
     config = _read_json(target / "config.json")
-    suffix: tuple[str, ...] = () if config.get("add_source_eos") else (str(config.get("eos_token", "</s>")),)
+    eos = str(config.get("eos_token", "</s>"))
+    suffix: tuple[str, ...] = () if config.get("add_source_eos") else (eos,)
     vocabulary = set(load_vocab(str(source / vocabs[0])))
     codes = _opus_codes(vocabulary)
     readme_src, readme_tgt = _readme_languages(source)
