@@ -188,6 +188,10 @@ class Seq2SeqModel:
     ) -> list[tuple[str, ...]]:
         longest = max(len(e.source) for e in batch)
         max_len = options.max_decoding_length or (2 * longest + 16)
+        positions = self.manifest.max_output_tokens
+        if positions:
+            prefix = max(len(e.target_prefix) for e in batch)
+            max_len = max(1, min(max_len, positions - prefix - 1))
         prefixes = [list(e.target_prefix) or None for e in batch]
         results = self._translator.translate_batch(
             [list(e.source) for e in batch],

@@ -72,6 +72,9 @@ class Manifest:
     text_prefix: str = ""
     # Longest source (in tokens, prefix and suffix included) the model accepts.
     max_input_tokens: int = 512
+    # Decoder position table size (0 = unknown/unbounded, e.g. T5's relative positions);
+    # outputs are capped below it, since going past it fails the whole CTranslate2 batch.
+    max_output_tokens: int = 0
     generation: Generation = field(default_factory=Generation)
     description: str = ""
     schema_version: int = SCHEMA_VERSION

@@ -256,6 +256,8 @@ def _convert(source: Path, target: Path, options: InstallOptions, tokenizer_kind
         target_prefix=_forced_prefix(tokenizer, settings),
         text_prefix=_text_prefix(model_type, settings) if model_type in ("t5", "mt5") else "",
         max_input_tokens=input_window(model_type, config),
+        # T5's relative positions have no table to run past.
+        max_output_tokens=0 if model_type in ("t5", "mt5") else input_window(model_type, config),
         generation=generation_defaults(settings),
         description=f"{model_type} summariser converted from {source.name}",
     )

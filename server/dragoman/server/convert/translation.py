@@ -329,6 +329,7 @@ def convert_marian(source: Path, target: Path, options: InstallOptions) -> Manif
         source_prefix=prefix,
         source_suffix=template.suffix,
         max_input_tokens=_max_input(config, tokenizer),
+        max_output_tokens=int(config.get("max_position_embeddings") or 512),
         generation=_generation(source),
         description=f"OPUS-MT/Marian checkpoint {source.resolve().name} (Hugging Face format)",
     )
@@ -413,6 +414,7 @@ def convert_marian_native(source: Path, target: Path, options: InstallOptions) -
         source_prefix=prefix,
         source_suffix=suffix,
         max_input_tokens=512,
+        max_output_tokens=512,
         generation=generation,
         description=f"OPUS-MT model {source.resolve().name} (native Marian format)",
     )
@@ -516,6 +518,7 @@ def convert_m2m100_or_nllb(source: Path, target: Path, options: InstallOptions) 
         source_suffix=template.suffix,
         target_prefix=("{tgt}",),
         max_input_tokens=_max_input(config, tokenizer, default=1024),
+        max_output_tokens=int(config.get("max_position_embeddings") or 1024),
         generation=_generation(source),
         description=f"{'NLLB-200' if family == 'nllb' else 'M2M100'} checkpoint "
         f"{source.resolve().name}",
