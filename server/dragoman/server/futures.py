@@ -71,74 +71,55 @@ def gather(futures: Sequence[Future[T]]) -> Future[list[T]]:
     return out
 
 
-def then(fut: Future[T], fn: Callable[[T], U]) -> Future[U]:
-    """A future of ``fn(result)``; errors (including from ``fn``) propagate."""
-    out: Future[U] = Future()
+def _link(
+    src: Future[Any],
+    out: Future[Any],
+    on_value: Callable[[Any], None],
+    on_error: Callable[[BaseException], None] | None = None,
+) -> None:
+    """When ``src`` settles, call ``on_value``/``on_error`` (which settle ``out``); errors
+    raised by them settle ``out`` too. Cancelling ``out`` cancels ``src``."""
 
-    def on_done(f: Future[T]) -> None:
+    def on_done(f: Future[Any]) -> None:
         if out.done():
             return
         if f.cancelled():
             _settle(out, exc=_Cancelled())
             return
         exc = f.exception()
-        if exc is not None:
-            _settle(out, exc=exc)
-            return
         try:
-            value = fn(f.result())
+            if exc is None:
+                on_value(f.result())
+            elif on_error is not None:
+                on_error(exc)
+            else:
+                _settle(out, exc=exc)
         except BaseException as err:  # noqa: BLE001 - handed to the caller
             _settle(out, exc=err)
-        else:
-            _settle(out, value=value)
 
-    def on_outer(o: Future[U]) -> None:
+    def on_outer(o: Future[Any]) -> None:
         if o.cancelled():
-            fut.cancel()
+            src.cancel()
 
     out.add_done_callback(on_outer)
-    fut.add_done_callback(on_done)
+    src.add_done_callback(on_done)
+
+
+def then(fut: Future[T], fn: Callable[[T], U]) -> Future[U]:
+    """A future of ``fn(result)``; errors (including from ``fn``) propagate."""
+    out: Future[U] = Future()
+    _link(fut, out, lambda value: _settle(out, value=fn(value)))
     return out
 
 
 def chain(fut: Future[T], fn: Callable[[T], Future[U]]) -> Future[U]:
     """Like :func:`then` where ``fn`` itself returns a future (e.g. a second model pass)."""
     out: Future[U] = Future()
-    inner_ref: list[Future[U]] = []
 
-    def on_inner(f: Future[U]) -> None:
-        if f.cancelled():
-            _settle(out, exc=_Cancelled())
-        elif f.exception() is not None:
-            _settle(out, exc=f.exception())
-        else:
-            _settle(out, value=f.result())
+    def start_inner(value: T) -> None:
+        _link(fn(value), out, lambda inner_value: _settle(out, value=inner_value))
 
-    def on_done(f: Future[T]) -> None:
-        if out.done():
-            return
-        if f.cancelled():
-            _settle(out, exc=_Cancelled())
-            return
-        if f.exception() is not None:
-            _settle(out, exc=f.exception())
-            return
-        try:
-            inner = fn(f.result())
-        except BaseException as err:  # noqa: BLE001
-            _settle(out, exc=err)
-            return
-        inner_ref.append(inner)
-        inner.add_done_callback(on_inner)
-
-    def on_outer(o: Future[U]) -> None:
-        if o.cancelled():
-            fut.cancel()
-            for inner in inner_ref:
-                inner.cancel()
-
-    out.add_done_callback(on_outer)
-    fut.add_done_callback(on_done)
+    _link(fut, out, start_inner)
     return out
 
 
@@ -149,32 +130,12 @@ def recover(
     """``fut``'s result, or ``fn(error)`` when it fails with one of ``errors``."""
     out: Future[T] = Future()
 
-    def on_done(f: Future[T]) -> None:
-        if out.done():
-            return
-        if f.cancelled():
-            _settle(out, exc=_Cancelled())
-            return
-        exc = f.exception()
-        if exc is None:
-            _settle(out, value=f.result())
-            return
+    def on_error(exc: BaseException) -> None:
         if not isinstance(exc, errors):
-            _settle(out, exc=exc)
-            return
-        try:
-            value = fn(exc)
-        except BaseException as err:  # noqa: BLE001
-            _settle(out, exc=err)
-        else:
-            _settle(out, value=value)
+            raise exc
+        _settle(out, value=fn(exc))
 
-    def on_outer(o: Future[T]) -> None:
-        if o.cancelled():
-            fut.cancel()
-
-    out.add_done_callback(on_outer)
-    fut.add_done_callback(on_done)
+    _link(fut, out, lambda value: _settle(out, value=value), on_error)
     return out
 
 
