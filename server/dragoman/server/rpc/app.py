@@ -38,6 +38,7 @@ SERVICE_NAMES = (
 )
 MODEL_HEALTH_PREFIX = "dragoman.model."
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+HOUSEKEEPING_SECONDS = 5.0
 
 
 def build_service(config: ServerConfig) -> Dragoman:
@@ -61,6 +62,7 @@ class ServerHandle:
     health: health.aio.HealthServicer
     service: Dragoman
     executor: ThreadPoolExecutor
+    housekeeping: asyncio.Task[None] | None = None
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -81,8 +83,22 @@ class ServerHandle:
                 else health_pb2.HealthCheckResponse.NOT_SERVING,
             )
 
+    async def keep_current(self, interval: float | None = None) -> None:
+        """Pick up models installed or removed while running and keep per-model health true
+        after LRU unloads."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval or HOUSEKEEPING_SECONDS)
+            try:
+                await loop.run_in_executor(self.executor, self.service.registry.refresh)
+                await self.report_models()
+            except Exception:  # noqa: BLE001 - housekeeping must never stop the server
+                logger.exception("housekeeping failed")
+
     async def stop(self, grace: float | None) -> None:
         """Refuse new work, let in-flight calls finish within ``grace`` seconds."""
+        if self.housekeeping is not None:
+            self.housekeeping.cancel()
         await self.set_serving(False)
         self.service.close()
         await self.server.stop(grace)
@@ -143,6 +159,7 @@ async def start(service: Dragoman, config: ServerConfig) -> ServerHandle:
     logger.info("loaded %d model(s) in %.2fs: %s", len(names), time.monotonic() - started,
                 ", ".join(names) or "none (extractive summaries only)")
     await handle.set_serving(True)
+    handle.housekeeping = asyncio.create_task(handle.keep_current())
     return handle
 
 
