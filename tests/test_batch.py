@@ -14,18 +14,27 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
-
 from dragoman.client.cli import main
+from dragoman.server.batchjob.command import BatchSpec, build_job
 from dragoman.server.batchjob.htmltext import extract_text
-from dragoman.server.batchjob.job import FieldOptions, JobOptions, Request
+from dragoman.server.batchjob.job import (
+    Failure,
+    FieldOptions,
+    JobOptions,
+    Reply,
+    Request,
+)
 from dragoman.server.batchjob.progress import LogProgress
 from dragoman.server.batchjob.readers import JsonlReader, ReaderOptions
+from dragoman.server.batchjob.runner import RunOptions
 from dragoman.server.batchjob.writers import AppendLog, extend_json_line
 from dragoman.server.text.segment import TextFormat, split_document
+
 from tests.support.tinymodels import _BASE_LINES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +79,7 @@ def write_articles(path: Path, count: int) -> list[str]:
     """JSONL articles with extra fields in odd formats; returns the raw lines."""
     lines = []
     for i in range(count):
-        extra = f'"score": 1.50, "tags": ["a", {{"k": null}}], "note": "caf\\u00e9 ü"'
+        extra = '"score": 1.50, "tags": ["a", {"k": null}], "note": "caf\\u00e9 ü"'
         title = f', "title": {json.dumps(ENGLISH[i % len(ENGLISH)])}' if i % 3 else ""
         lines.append(f'{{"id": "doc-{i}", {extra}{title}, "text": {json.dumps(article(i))}}}')
     opener = gzip.open if path.name.endswith(".gz") else open
@@ -410,6 +419,91 @@ def test_changed_input_is_not_resumed(tmp_path: Path, local_env: Path,
     capsys.readouterr()
     assert run_cli(*args) == 2
     assert "the input changed since the interrupted run" in capsys.readouterr().err
+
+
+# -- retries -------------------------------------------------------------------------------
+
+
+class BusyEngine:
+    """Refuses every request its first ``refusals`` times as overloaded, then upper-cases it."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals = refusals
+        self.seen: Counter[str] = Counter()
+
+    def process(self, requests: Iterable[Request]) -> Iterator[Reply]:
+        for request in requests:
+            self.seen[request.tag] += 1
+            if self.seen[request.tag] <= self.refusals:
+                yield Reply(request.ordinal, request.part,
+                            failure=Failure("RESOURCE_EXHAUSTED", "busy, retry later"))
+            else:
+                yield Reply(request.ordinal, request.part, request.text.upper())
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("refusals", [2, 3])
+def test_overloaded_documents_are_retried_then_recorded(tmp_path: Path, refusals: int) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": i, "title": f"t{i}", "text": f"text {i}"}) + "\n"
+                              for i in range(10)))
+    out = tmp_path / "out.jsonl"
+    engine = BusyEngine(refusals)
+    spec = BatchSpec(source, out, JobOptions("translate", "de"),
+                     run=RunOptions(window=3, retries=2, retry_delay=0.001))
+    summary = build_job(spec, engine).run()
+    assert set(engine.seen.values()) == {3}  # one try and two retries for every request
+    if refusals == 2:
+        assert (summary.done, summary.failed, summary.exit_status) == (10, 0, 0)
+        assert [(r["text_de"], r["title_de"]) for r in read_jsonl(out)] == [
+            (f"TEXT {i}", f"T{i}") for i in range(10)]
+    else:
+        assert (summary.done, summary.failed, summary.exit_status) == (0, 10, 1)
+        errors = read_jsonl(tmp_path / "out.jsonl.errors.jsonl")
+        assert [(e["id"], e["code"]) for e in errors] == [
+            (str(i), "RESOURCE_EXHAUSTED") for i in range(10)]
+
+
+class ScriptedEngine:
+    """Upper-cases texts; dies before request number ``die_at``; fails the texts in ``bad``."""
+
+    def __init__(self, die_at: int | None = None, bad: tuple[str, ...] = ()) -> None:
+        self.die_at = die_at
+        self.bad = bad
+
+    def process(self, requests: Iterable[Request]) -> Iterator[Reply]:
+        for number, request in enumerate(requests):
+            if number == self.die_at:
+                raise RuntimeError("the engine died")
+            if request.text in self.bad:
+                yield Reply(request.ordinal, request.part,
+                            failure=Failure("INVALID_ARGUMENT", "refused"))
+            else:
+                yield Reply(request.ordinal, request.part, request.text.upper())
+
+    def close(self) -> None:
+        pass
+
+
+def test_resumed_folder_job_drops_files_written_after_the_last_commit(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    for name in ("a", "b", "c"):
+        (source / f"{name}.txt").write_text(f"text {name}")
+    out = tmp_path / "out"
+    spec = BatchSpec(source, out, JobOptions("translate", "de"), run=RunOptions(window=1))
+    with pytest.raises(RuntimeError, match="the engine died"):
+        build_job(spec, ScriptedEngine(die_at=1)).run()
+    assert json.loads((tmp_path / "out.state.json").read_text())["committed"] == 1
+    # As if b.txt had been written just before the kill, after the last commit.
+    (tmp_path / "out.partial" / "files" / "b.txt").write_text("STALE")
+    summary = build_job(spec, ScriptedEngine(bad=("text b",))).run()
+    assert (summary.done, summary.failed, summary.skipped) == (1, 1, 1)
+    assert {p.name: p.read_text() for p in out.iterdir()} == {"a.txt": "TEXT A",
+                                                              "c.txt": "TEXT C"}
+    assert [e["id"] for e in read_jsonl(tmp_path / "out.errors.jsonl")] == ["b.txt"]
 
 
 # -- building blocks -----------------------------------------------------------------------

@@ -13,10 +13,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dragoman.server.batchjob.job import Engine, JobOptions
-from dragoman.server.batchjob.readers import ReaderOptions, detect_input_format, open_reader
-from dragoman.server.batchjob.runner import BatchJob, ProgressReporter, RunOptions, Summary, job_fingerprint
+from dragoman.server.batchjob.readers import (
+    ReaderOptions,
+    detect_input_format,
+    open_reader,
+)
+from dragoman.server.batchjob.runner import (
+    BatchJob,
+    ProgressReporter,
+    RunOptions,
+    Summary,
+    job_fingerprint,
+)
 from dragoman.server.batchjob.state import StateFile, state_path
-from dragoman.server.batchjob.writers import ErrorLog, errors_path, open_sink, output_format
+from dragoman.server.batchjob.writers import (
+    ErrorLog,
+    errors_path,
+    open_sink,
+    output_format,
+)
 from dragoman.server.errors import InvalidInput
 
 logger = logging.getLogger(__name__)

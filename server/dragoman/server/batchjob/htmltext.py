@@ -29,7 +29,7 @@ _BLOCKS = frozenset({
 })
 # HTML collapses ASCII whitespace only; a no-break space is meant to stay.
 _SPACE = re.compile(r"[ \t\n\r\f\v]+")
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ to the consumer in completion order.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -79,7 +80,7 @@ class FutureEngine:
                                           failure=self._classify(exc)))
                         slots.release()
                         continue
-                    future.add_done_callback(lambda f, r=request: finished(r, f))
+                    future.add_done_callback(functools.partial(finished, request))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
                 replies.put(_FeedFailed(exc))
             finally:

@@ -9,6 +9,7 @@ flight. Ray actors use it too, one per actor.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future
 
 from dragoman.server.batchjob.inflight import FutureEngine
@@ -27,7 +28,12 @@ from dragoman.server.errors import (
 )
 from dragoman.server.futures import then
 from dragoman.server.registry import ModelRegistry
-from dragoman.server.service import Dragoman, ServiceLimits, SummariseInput, TranslateInput
+from dragoman.server.service import (
+    Dragoman,
+    ServiceLimits,
+    SummariseInput,
+    TranslateInput,
+)
 from dragoman.server.store import ModelStore
 from dragoman.server.text.segment import TextFormat
 
@@ -77,7 +83,7 @@ def check_route(service: Dragoman, job: JobOptions) -> None:
         service.registry.route(job.source_language, job.target_language)
 
 
-def submitter(service: Dragoman, job: JobOptions):  # type: ignore[no-untyped-def]
+def submitter(service: Dragoman, job: JobOptions) -> Callable[[Request], Future[str]]:
     """``submit(request) -> Future[str]`` for ``job`` against ``service``."""
 
     def translate(request: Request) -> Future[str]:

@@ -6,6 +6,8 @@ so the CLI picks one by whether its stream is a TTY.
 
 from __future__ import annotations
 
+import io
+import os
 import time
 from typing import Any, TextIO
 
@@ -27,8 +29,11 @@ class BarProgress:
         from tqdm import tqdm
 
         self._started = time.monotonic()
+        # tqdm hides its bar on a pseudo-terminal without a size (some CI runners, `script`).
+        sized = _terminal_sized(self._stream)
         self._bar = tqdm(total=total, initial=skipped, unit="doc", desc=self._description,
-                         file=self._stream, dynamic_ncols=True, smoothing=0.1)
+                         file=self._stream, dynamic_ncols=sized, ncols=None if sized else 100,
+                         nrows=None if sized else 24, smoothing=0.1)
 
     def advance(self, done: int, failed: int, chars: int) -> None:
         if self._bar is None:
@@ -92,8 +97,16 @@ class LogProgress:
             self._emit(self._clock())
 
 
+def _terminal_sized(stream: TextIO) -> bool:
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return False
+    return size.columns > 0 and size.lines > 0
+
+
 def _clock_time(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

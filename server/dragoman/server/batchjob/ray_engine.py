@@ -33,7 +33,10 @@ from dragoman.server.batchjob.job import (
     JobOptions,
     Rejected,
 )
-from dragoman.server.batchjob.readers import DEFAULT_MAX_DOCUMENT_BYTES, parse_jsonl_line
+from dragoman.server.batchjob.readers import (
+    DEFAULT_MAX_DOCUMENT_BYTES,
+    parse_jsonl_line,
+)
 from dragoman.server.batchjob.runner import Summary, process_documents
 from dragoman.server.batchjob.writers import error_record, record_line
 from dragoman.server.config import ServerConfig, env_name, load_config
@@ -71,7 +74,7 @@ class RaySpec:
     inputs: tuple[str, ...]
     output: str
     job: JobOptions
-    fields: FieldOptions = FieldOptions()
+    fields: FieldOptions = field(default_factory=FieldOptions)
     input_format: str = "auto"  # jsonl or parquet
     models: str | None = None
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
@@ -166,7 +169,8 @@ def _make_datasink(output: str, errors_dir: str, input_format: str, run_id: str)
             _, err_path = _filesystem(errors_dir)
             counts = {"done": 0, "failed": 0, "chars": 0}
             name = f"part-{ctx.task_idx:05d}-{run_id}"
-            good_tables, error_lines = [], []
+            good_tables: list[Any] = []
+            error_lines: list[str] = []
             for block in blocks:
                 table = BlockAccessor.for_block(block).to_arrow()
                 errors = table.column(ERROR_COLUMN).to_pylist()
@@ -315,6 +319,22 @@ def connect(options: RayOptions) -> bool:
     return True
 
 
+def _check_cpus(options: RayOptions, strict: bool) -> None:
+    """Actors that hold every CPU starve the read and write tasks: the job would hang."""
+    import ray
+
+    total = float(ray.cluster_resources().get("CPU", 0))
+    reserved = options.actors * options.actor_cpus
+    if reserved <= total - 1:
+        return
+    message = (f"{options.actors} actor(s) x {options.actor_cpus:g} CPUs leave "
+               f"{max(total - reserved, 0):g} of the cluster's {total:g} CPUs for reading and "
+               "writing, which need at least 1; use fewer --actors or a smaller --actor-cpus")
+    if strict:
+        raise InvalidInput(message)
+    logger.warning("%s (unless the cluster scales up)", message)
+
+
 def run_ray_job(spec: RaySpec) -> Summary:
     """Run the job on Ray Data; the summary counts what the datasink wrote."""
     try:
@@ -337,6 +357,7 @@ def run_ray_job(spec: RaySpec) -> Summary:
     config = _actor_config(spec)
     owns_ray = connect(spec.options)
     try:
+        _check_cpus(spec.options, strict=owns_ray)
         run_id = uuid.uuid4().hex[:12]
         errors_dir = f"{spec.output}.errors.parts"
         if input_format == "jsonl":

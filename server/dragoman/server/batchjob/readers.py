@@ -19,7 +19,7 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Protocol
 
@@ -52,7 +52,7 @@ _COUNT_GZIP_LIMIT = 64 * 1024 * 1024
 
 @dataclass(frozen=True)
 class ReaderOptions:
-    fields: FieldOptions = FieldOptions()
+    fields: FieldOptions = field(default_factory=FieldOptions)
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
     # WARC documents are identified by "record" (WARC-Record-ID) or "uri" (WARC-Target-URI).
     warc_id: str = "record"
@@ -157,7 +157,7 @@ def parse_jsonl_line(line: str, ordinal: int, key: str, fields: FieldOptions) ->
 
 def _open_binary(path: Path) -> IO[bytes]:
     if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rb")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb")
 
 

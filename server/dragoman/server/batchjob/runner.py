@@ -471,7 +471,7 @@ class _Collector:
         """Keep what is already written in order when the run stops early."""
         try:
             self.commit()
-        except Exception:  # noqa: BLE001 - the original error matters more
+        except Exception:
             logger.exception("could not commit the last results")
 
     def cancel_retries(self) -> None:

@@ -76,7 +76,7 @@ class AppendLog:
     def open(self, committed: int = 0) -> None:
         """Open for appending after ``committed`` bytes (0: start a new, empty file)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+b")
+        handle = open(self.path, "a+b")  # noqa: SIM115 - held open until close()
         handle.seek(0, os.SEEK_END)
         actual = handle.tell()
         if actual < committed:
@@ -268,6 +268,17 @@ class TreeSink:
             shutil.rmtree(self.staging, ignore_errors=True)
         self.files.mkdir(parents=True, exist_ok=True)
         self._index.open(int(position["index"]) if position else 0)
+        if position is not None:
+            self._drop_uncommitted()
+
+    def _drop_uncommitted(self) -> None:
+        """Delete files written after the last commit: their documents are redone, and one
+        that fails this time must not also be left in the output."""
+        committed = set(self._members())
+        for path in list(self.files.rglob("*")):
+            if path.is_file() and path.relative_to(self.files).as_posix() not in committed:
+                logger.info("dropping uncommitted %s", path)
+                path.unlink()
 
     def add(self, outcome: Outcome) -> None:
         relpath = outcome.item.key
