@@ -1,0 +1,178 @@
+"""Throughput of `dragoman batch` (--local and --server) as a ratio of raw CTranslate2
+``translate_batch`` over the same sentences with the same model and decoding options, plus
+the wall time of the Ray engine on a local instance.
+
+    python bench/batch_throughput.py [--articles 1000] [--repeat 2] [--ray]
+
+The model is the tiny swapcase copy model of tests/support/tinymodels.py; articles are made of
+distinct sentences so no sentence cache can flatter the numbers (and the cache is off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # tests.support.tinymodels, tests.conftest
+
+import ctranslate2  # noqa: E402
+import sentencepiece as spm  # noqa: E402
+
+from dragoman.server.batchjob.command import BatchSpec, build_job
+from dragoman.server.batchjob.job import JobOptions
+from dragoman.server.batchjob.local import LocalEngine, build_local_service
+from dragoman.server.batchjob.runner import RunOptions
+from dragoman.server.config import load_config
+from dragoman.server.text.segment import split_document
+from tests.conftest import install_copy_model
+from tests.support.tinymodels import _BASE_LINES, COPY_CORPUS, train_sentencepiece
+
+WORDS = sorted({w.strip('.,;:?!"') for line in _BASE_LINES[:60] if line.isascii()
+                for w in line.split()} - {""})
+
+
+def articles(count: int, seed: int = 11) -> list[dict[str, object]]:
+    rng = random.Random(seed)
+
+    def sentence() -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 16))).capitalize() + "."
+
+    return [{"id": i, "title": sentence(),
+             "text": "\n\n".join(" ".join(sentence() for _ in range(3)) for _ in range(3))}
+            for i in range(count)]
+
+
+def raw_ctranslate2(model_dir: Path, docs: list[dict[str, object]], config) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
+    """Seconds of raw translate_batch over every sentence the service translates.
+
+    Returns (length-sorted token-budget batches, one call over everything, sentences). The
+    first is the reference: the same batches and per-batch max_decoding_length (2 x longest
+    + 16) an ideal batcher would use. One call over everything pays for the longest sentence
+    in every batch (beam search here runs to max_decoding_length).
+    """
+    sp = spm.SentencePieceProcessor(model_file=str(model_dir / "sentencepiece.model"))
+    sentences = [s for d in docs for field in ("text", "title")
+                 for s in split_document(str(d[field]), "en").sentences]
+    tokens = sorted((sp.encode(s, out_type=str) for s in sentences), key=len)
+    translator = ctranslate2.Translator(str(model_dir), compute_type=config.compute_type,
+                                        inter_threads=config.inter_threads,
+                                        intra_threads=config.intra_threads)
+    batches: list[list[list[str]]] = [[]]
+    for tok in tokens:
+        if (len(batches[-1]) + 1) * len(tok) > config.max_batch_tokens:
+            batches.append([])
+        batches[-1].append(tok)
+    started = time.perf_counter()
+    for batch in batches:
+        longest = max(len(t) for t in batch)
+        translator.translate_batch(batch, max_batch_size=config.max_batch_tokens,
+                                   batch_type="tokens", beam_size=2,
+                                   max_decoding_length=2 * longest + 16, max_input_length=0)
+    batched = time.perf_counter() - started
+    longest = max(len(t) for t in tokens)
+    started = time.perf_counter()
+    translator.translate_batch(tokens, max_batch_size=config.max_batch_tokens,
+                               batch_type="tokens", beam_size=2,
+                               max_decoding_length=2 * longest + 16, max_input_length=0)
+    return batched, time.perf_counter() - started, len(sentences)
+
+
+def run_local(source: Path, out: Path, config) -> float:  # type: ignore[no-untyped-def]
+    service = build_local_service(config)
+    service.registry.preload(["copy-en-de"])
+    job = JobOptions("translate", "de", "en")
+    engine = LocalEngine(service, job, 32)
+    spec = BatchSpec(source, out, job, run=RunOptions(window=32, restart=True))
+    started = time.perf_counter()
+    summary = build_job(spec, engine).run()
+    elapsed = time.perf_counter() - started
+    engine.close()
+    assert summary.done == summary.total_done and summary.failed == 0, summary
+    return elapsed
+
+
+def run_server(source: Path, out: Path, config) -> float:  # type: ignore[no-untyped-def]
+    from dragoman.client import Client
+    from dragoman.server.batchjob.remote import RemoteEngine
+    from dragoman.server.rpc.app import ServerThread, build_service
+
+    job = JobOptions("translate", "de", "en")
+    with ServerThread(build_service(config), config) as server, \
+            Client(server.address) as client:
+        engine = RemoteEngine(client, job, 64)
+        spec = BatchSpec(source, out, job, engine="server",
+                         run=RunOptions(window=64, restart=True))
+        started = time.perf_counter()
+        summary = build_job(spec, engine).run()
+        elapsed = time.perf_counter() - started
+    assert summary.failed == 0, summary
+    return elapsed
+
+
+def run_ray(source: Path, out: Path, store: Path, actors: int) -> tuple[float, float]:
+    import ray
+
+    from dragoman.server.batchjob.ray_engine import RayOptions, RaySpec, run_ray_job
+
+    started = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    up = time.perf_counter()
+    spec = RaySpec((str(source),), str(out), JobOptions("translate", "de", "en"),
+                   models=str(store), restart=True,
+                   options=RayOptions(actors=actors, actor_cpus=1 / actors, batch_size=64))
+    summary = run_ray_job(spec)
+    done = time.perf_counter()
+    ray.shutdown()
+    assert summary.failed == 0, summary
+    return done - started, done - up
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--articles", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--ray", action="store_true", help="also time the Ray engine")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    try:
+        sp = train_sentencepiece(COPY_CORPUS, work / "sp" / "copy", vocab_size=400)
+        store = work / "models"
+        model_dir = install_copy_model(store, sp, "copy-en-de", "en", "de", swap=True)
+        docs = articles(args.articles)
+        source = work / "articles.jsonl"
+        source.write_text("".join(json.dumps(d) + "\n" for d in docs))
+        config = load_config({"models": str(store), "address": "127.0.0.1:0", "cache_entries": 0},
+                             env={})
+        print(f"{args.articles} articles, beam 2, int8, "
+              f"{config.inter_threads}x{config.intra_threads} threads", flush=True)
+        for _ in range(args.repeat):
+            raw, single, sentences = raw_ctranslate2(model_dir, docs, config)
+            local = run_local(source, work / "local.jsonl", config)
+            server = run_server(source, work / "server.jsonl", config)
+            print(f"raw CTranslate2 translate_batch: {raw:6.2f}s  {sentences / raw:7.1f} "
+                  f"sentences/s ({sentences} sentences, sorted token batches)", flush=True)
+            print(f"raw, one call over everything  : {single:6.2f}s  {sentences / single:7.1f} "
+                  "sentences/s", flush=True)
+            for name, seconds in (("batch --local", local), ("batch --server", server)):
+                print(f"{name:31}: {seconds:6.2f}s  {sentences / seconds:7.1f} sentences/s  "
+                      f"ratio {raw / seconds:.2f}", flush=True)
+        if args.ray:
+            for actors in (1, 2):
+                total, job = run_ray(source, work / f"ray{actors}", store, actors)
+                print(f"batch --engine ray ({actors} actor{'s' if actors > 1 else ''}, 2 CPUs): "
+                      f"{total:6.2f}s wall ({job:.2f}s after ray.init)", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
