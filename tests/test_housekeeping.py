@@ -46,6 +46,10 @@ def test_new_model_and_unload_are_reported(
     with ServerThread(build_service(config), config) as running:
         channel = grpc.insecure_channel(running.address)
         stub = pb_grpc.TranslationServiceStub(channel)
+        de = pb.TranslateRequest(text="Hello there.", source_language="en", target_language="de")
+        assert stub.Translate(de, timeout=10).model == "copy-en-de"  # loads it (no preload)
+        assert _eventually(lambda: _status(channel, "dragoman.model.copy-en-de")
+                           == health_pb2.HealthCheckResponse.SERVING)
         req = pb.TranslateRequest(text="Hello there.", source_language="en", target_language="fr")
         with pytest.raises(grpc.RpcError) as info:
             stub.Translate(req, timeout=10)
@@ -59,5 +63,6 @@ def test_new_model_and_unload_are_reported(
         # Only one model fits: the first was unloaded and its health says so.
         assert _eventually(lambda: _status(channel, "dragoman.model.copy-en-de")
                            == health_pb2.HealthCheckResponse.NOT_SERVING)
-        assert _status(channel, "dragoman.model.copy-en-fr") == health_pb2.HealthCheckResponse.SERVING
+        assert _eventually(lambda: _status(channel, "dragoman.model.copy-en-fr")
+                           == health_pb2.HealthCheckResponse.SERVING)
         channel.close()
