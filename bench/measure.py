@@ -69,6 +69,8 @@ class Run:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     peak_rss: int = 0  # bytes; 0 when not sampled
+    cpu_seconds: float = 0.0  # CPU time of the decoding process (raw: this one; service: the server)
+    other_cpu: float = 0.0  # CPU seconds used meanwhile by processes other than bench and server
 
     @property
     def chars_per_s(self) -> float:
@@ -77,6 +79,17 @@ class Run:
     @property
     def tokens_per_s(self) -> float:
         return self.target_tokens / self.seconds
+
+    @property
+    def tokens_per_cpu_s(self) -> float:
+        """Throughput per CPU-second of the decoding process: overhead, independent of how
+        much of the machine other processes took."""
+        return self.target_tokens / self.cpu_seconds if self.cpu_seconds else float("nan")
+
+    @property
+    def other_cores(self) -> float:
+        """Average cores other processes used during the run (0 on a quiet machine)."""
+        return self.other_cpu / self.seconds
 
     def percentile(self, q: float) -> float:
         if not self.latencies:
@@ -96,6 +109,45 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (all its threads) from /proc."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def machine_busy() -> float:
+    """CPU seconds all processes have used since boot (every non-idle column of /proc/stat)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        cols = [int(v) for v in stat.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = cols[:8]
+    return (user + nice + system + irq + softirq + steal) / _TICK
+
+
+class CpuMeter:
+    """CPU used during a block by ``decoder`` and by every process outside ``ours``."""
+
+    def __init__(self, decoder: int, ours: Sequence[int]) -> None:
+        self.decoder = decoder
+        self.ours = list(ours)
+        self.decoder_cpu = 0.0
+        self.other = 0.0
+
+    def __enter__(self) -> CpuMeter:
+        self._busy = machine_busy()
+        self._ours = {pid: process_cpu(pid) for pid in self.ours}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy = machine_busy() - self._busy
+        used = {pid: process_cpu(pid) - start for pid, start in self._ours.items()}
+        self.decoder_cpu = used[self.decoder]
+        self.other = max(0.0, busy - sum(used.values()))
 
 
 class PeakSampler:
@@ -157,7 +209,7 @@ def raw_run(tr: ctranslate2.Translator, docs: Sequence[Doc], options: DecodingOp
     """All sentences of ``docs`` in one ``translate_batch`` call (CTranslate2 sorts them by
     length and cuts ``budget``-token batches): the reference the service is measured against."""
     sources = [s for d in docs for s in d.sources]
-    with PeakSampler(os.getpid()) as sampler:
+    with PeakSampler(os.getpid()) as sampler, CpuMeter(os.getpid(), [os.getpid()]) as cpu:
         started = time.perf_counter()
         outputs = _translate(tr, sources, options, budget)
         seconds = time.perf_counter() - started
@@ -167,7 +219,7 @@ def raw_run(tr: ctranslate2.Translator, docs: Sequence[Doc], options: DecodingOp
                            "model must end each output with its source")
     return Run(f"raw translate_batch, max_batch_size={budget}", len(docs),
                sum(d.chars for d in docs), sum(len(o) for o in outputs), seconds,
-               peak_rss=sampler.peak)
+               peak_rss=sampler.peak, cpu_seconds=cpu.decoder_cpu, other_cpu=cpu.other)
 
 
 def raw_latencies(tr: ctranslate2.Translator, source: Sequence[str], options: DecodingOptions,
@@ -296,11 +348,11 @@ def service_run(server: ServerProcess, name: str, docs: Sequence[Doc], clients: 
     ``target_tokens`` is what these documents decode to (the bench model's output length is
     its input length, checked in the raw runs); the response text cannot be re-counted.
     """
-    with PeakSampler(server.pid) as sampler:
+    with PeakSampler(server.pid) as sampler, CpuMeter(server.pid, [server.pid, os.getpid()]) as cpu:
         latencies, errors, seconds = asyncio.run(
             _clients(server.address, docs, clients, "en", "de", timeout))
     return Run(name, len(docs), sum(d.chars for d in docs), target_tokens, seconds,
-               latencies, errors, sampler.peak)
+               latencies, errors, sampler.peak, cpu.decoder_cpu, cpu.other)
 
 
 def service_latencies(server: ServerProcess, text: str, repeats: int) -> list[float]:

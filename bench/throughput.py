@@ -229,13 +229,16 @@ def compare_threads(args: argparse.Namespace, plan: Plan, settings: list[tuple[i
         rows.append((threads, raw, direct, run, served, idle))
         print(f"  {threads[0]}x{threads[1]} done")
     print()
-    print("| inter x intra | raw tokens/s | service 32 clients tokens/s | x raw | service p50 s "
-          "| short sentence: direct ms | service ms | server idle RSS MB | server peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| inter x intra | raw tokens/s | raw tokens/CPU-s | service 32 clients tokens/s | x raw "
+          "| service tokens/CPU-s | service p50 s | short sentence: direct ms | service ms "
+          "| server idle RSS MB | server peak RSS MB | other load (raw, service) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for threads, raw, direct, run, served, idle in rows:
-        print(f"| {threads[0]} x {threads[1]} | {raw.tokens_per_s:,.0f} | {run.tokens_per_s:,.0f} "
-              f"| {run.tokens_per_s / raw.tokens_per_s:.2f} | {run.percentile(50):.2f} | {_ms(direct)} "
-              f"| {_ms(served)} | {idle / MB:.0f} | {run.peak_rss / MB:.0f} |")
+        print(f"| {threads[0]} x {threads[1]} | {raw.tokens_per_s:,.0f} | {raw.tokens_per_cpu_s:,.0f} "
+              f"| {run.tokens_per_s:,.0f} | {run.tokens_per_s / raw.tokens_per_s:.2f} "
+              f"| {run.tokens_per_cpu_s:,.0f} | {run.percentile(50):.2f} | {_ms(direct)} "
+              f"| {_ms(served)} | {idle / MB:.0f} | {run.peak_rss / MB:.0f} "
+              f"| {raw.other_cores:.2f}, {run.other_cores:.2f} |")
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return 1 if any(row[3].errors for row in rows) else 0
 
@@ -258,8 +261,8 @@ def _report(best: measure.Run, raw_runs: list[measure.Run], runs: list[measure.R
             raw_base: int) -> None:
     print()
     print(f"| configuration | docs | source chars/s | target tokens/s | x raw (chars) | x raw (tokens) "
-          f"| p50 latency s | p95 latency s | RSS growth MB | errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          f"| p50 latency s | p95 latency s | RSS growth MB | tokens/CPU-s | other load | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for run in [*raw_runs, *runs, unbatched]:
         is_raw = run in raw_runs
         name = ("(a) " if run is best else "    ") + run.name if is_raw else run.name
@@ -268,7 +271,8 @@ def _report(best: measure.Run, raw_runs: list[measure.Run], runs: list[measure.R
         errors = "-" if is_raw else str(run.errors)
         print(f"| {name} | {run.docs} | {run.chars_per_s:,.0f} | {run.tokens_per_s:,.0f} "
               f"| {run.chars_per_s / best.chars_per_s:.2f} | {run.tokens_per_s / best.tokens_per_s:.2f} "
-              f"| {p50} | {p95} | {_growth(run, raw_base, idle, idle_off, unbatched, is_raw)} | {errors} |")
+              f"| {p50} | {p95} | {_growth(run, raw_base, idle, idle_off, unbatched, is_raw)} "
+              f"| {run.tokens_per_cpu_s:,.0f} | {run.other_cores:.2f} | {errors} |")
     print()
     thirty_two = next((r for r in runs if r.name.endswith(" 32 clients")), None)
     d50, s50 = statistics.median(direct), statistics.median(served)
@@ -279,6 +283,10 @@ def _report(best: measure.Run, raw_runs: list[measure.Run], runs: list[measure.R
           f"{idle_off / MB:.0f} MB, peak {unbatched.peak_rss / MB:.0f} MB ({unbatched.peak_rss / idle_off:.2f}x)")
     print("RSS growth: peak VmRSS during the run minus the idle RSS (service: the server process "
           "after model load; raw: the benchmark process before its first raw run)")
+    print("tokens/CPU-s: target tokens per CPU-second of the decoding process (raw: the benchmark "
+          "process; service: the server process): the service's overhead, whatever else ran")
+    print("other load: cores used on average by processes other than the benchmark and the server "
+          "during the run (0.00 = quiet machine; anything else inflates the wall-clock numbers)")
     print(f"load average: {load_start:.2f} at start, {load_end:.2f} at end")
     print()
     print("targets (measured, not asserted):")

@@ -19,9 +19,20 @@ from dragoman.server.registry import RoutingOptions
 
 
 def _default_threads() -> tuple[int, int]:
-    """(inter, intra): one replica using every core keeps single-call latency low; under
-    concurrent load the batcher keeps that replica fed with full batches."""
-    return 1, max(1, os.cpu_count() or 1)
+    """(inter, intra) for this host: one single-threaded replica per core (up to 8 cores).
+
+    The batcher feeds every replica its own batch and splits a lone document across idle
+    replicas, so replicas scale throughput; intra-op threads pay synchronisation on
+    decoder-sized matrices (on 2 cores, 2x1 beat 1x2 in throughput and even in single-sentence
+    latency: bench/README.md). Past 8 cores, two threads per replica halve the batches in
+    flight, which bounds activation memory (each replica decodes its own batch)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    cores = max(1, cores)
+    intra = 1 if cores <= 8 else 2
+    return max(1, cores // intra), intra
 
 
 def _opt(default: Any, help: str, *, parse: Callable[[str], Any] | None = None) -> Any:
@@ -50,7 +61,8 @@ class ServerConfig:
     inter_threads: int = _opt(_default_threads()[0], "model replicas decoding in parallel")
     intra_threads: int = _opt(_default_threads()[1], "threads per replica")
     beam_size: int = _opt(0, "beam size for every call (0: each model's default)")
-    max_batch_tokens: int = _opt(4096, "source tokens per CTranslate2 batch")
+    max_batch_tokens: int = _opt(
+        512, "source tokens per CTranslate2 batch (CPU; activation memory grows with it)")
     batch_wait_ms: float = _opt(2.0, "how long a short queue waits for more sentences")
     batching: bool = _opt(True, "batch across requests (off: one call per request)", parse=_bool)
     max_queued: int = _opt(20000, "sentences queued per model before new calls are refused")
