@@ -16,7 +16,7 @@ import pytest
 
 from dragoman.server.batcher import Batcher, BatchingOptions
 from dragoman.server.engine import DecodingOptions, Encoded, RuntimeOptions, Seq2SeqModel
-from dragoman.server.errors import DeadlineExceeded, Overloaded, Unavailable
+from dragoman.server.errors import DeadlineExceeded, ModelFailed, Overloaded, Unavailable
 from dragoman.server.store import ModelStore
 
 OPTIONS = DecodingOptions(beam_size=2)
@@ -285,8 +285,31 @@ def test_model_errors_reach_every_request_of_the_batch(gated: FakeModel) -> None
     b = batcher.submit([enc("b")], OPTIONS)
     model.release.set()
     for f in a + b:
-        with pytest.raises(RuntimeError, match="decoder exploded"):
+        with pytest.raises(ModelFailed, match="model fake failed on this text"):
             f.result(WAIT)
+    batcher.close(WAIT)
+
+
+def test_one_bad_input_does_not_fail_its_batch_mates(gated: FakeModel) -> None:
+    """CTranslate2 errors fail a whole call; the batcher retries each input alone so only
+    the culprit's request sees the error."""
+
+    class Picky(FakeModel):
+        def generate(self, batch: Sequence[Encoded], options: DecodingOptions) -> list[tuple[str, ...]]:
+            out = super().generate(batch, options)
+            if any(e.source == ("bad",) for e in batch):
+                raise RuntimeError("No position encodings are defined for positions >= 512")
+            return out
+
+    model = Picky(gate=True)
+    batcher, _ = start_blocked(model)
+    good = batcher.submit([enc("x", "y"), enc("z")], OPTIONS)
+    bad = batcher.submit([enc("bad")], OPTIONS)
+    model.release.set()
+    assert [f.result(WAIT) for f in good] == [("y", "x"), ("z",)]
+    with pytest.raises(ModelFailed):
+        bad[0].result(WAIT)
+    assert [("x", "y"), ("z",), ("bad",)] in model.calls  # the shared call failed first
     batcher.close(WAIT)
 
 
@@ -298,7 +321,7 @@ def test_a_short_answer_from_the_model_is_an_error_not_a_truncation() -> None:
     batcher = Batcher(Short(), BatchingOptions(wait_ms=50.0))
     futures = batcher.submit([enc("a"), enc("b")], OPTIONS)
     for f in futures:
-        with pytest.raises(RuntimeError, match="returned 1 outputs for 2 inputs"):
+        with pytest.raises(ModelFailed):
             f.result(WAIT)
     batcher.close(WAIT)
 

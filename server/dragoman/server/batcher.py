@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 from dragoman.server.engine import DecodingOptions, Encoded
-from dragoman.server.errors import DeadlineExceeded, Overloaded, Unavailable
+from dragoman.server.errors import DeadlineExceeded, ModelFailed, Overloaded, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -327,16 +327,21 @@ class Batcher:
         if not live:
             return
         try:
-            outputs = self.model.generate([i.encoded for i in live], live[0].options)
-            if len(outputs) != len(live):
-                raise RuntimeError(
-                    f"model {self.model.name} returned {len(outputs)} outputs for "
-                    f"{len(live)} inputs"
+            outputs = self._generate(live)
+        except Exception:  # noqa: BLE001 - isolated below
+            if len(live) == 1:
+                logger.exception("model %s failed on a sentence", self.model.name)
+                live[0].future.set_exception(
+                    ModelFailed(f"model {self.model.name} failed on this text")
                 )
-        except Exception as exc:  # noqa: BLE001 - delivered to every waiting request
-            logger.exception("model %s failed on a batch of %d", self.model.name, len(live))
+                return
+            # One bad input must not fail the strangers it was batched with: retry alone.
+            logger.warning(
+                "model %s failed on a batch of %d; retrying its sentences one by one",
+                self.model.name, len(live),
+            )
             for item in live:
-                item.future.set_exception(exc)
+                self._retry_alone(item)
             return
         with self._cond:
             self.stats.calls += 1
@@ -344,6 +349,24 @@ class Batcher:
             self.stats.tokens += sum(i.size for i in live)
             self.stats.padded_tokens += len(live) * max(i.size for i in live)
         for item, out in zip(live, outputs):
+            item.future.set_result(out)
+
+
+    def _generate(self, live: list[_Item]) -> list[tuple[str, ...]]:
+        outputs = self.model.generate([i.encoded for i in live], live[0].options)
+        if len(outputs) != len(live):
+            raise RuntimeError(
+                f"model {self.model.name} returned {len(outputs)} outputs for {len(live)} inputs"
+            )
+        return outputs
+
+    def _retry_alone(self, item: _Item) -> None:
+        try:
+            (out,) = self._generate([item])
+        except Exception:  # noqa: BLE001 - this input's own failure
+            logger.exception("model %s failed on a sentence", self.model.name)
+            item.future.set_exception(ModelFailed(f"model {self.model.name} failed on this text"))
+        else:
             item.future.set_result(out)
 
 

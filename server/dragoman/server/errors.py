@@ -37,3 +37,7 @@ class Cancelled(DragomanError):
 
 class StoreError(DragomanError):
     """A model could not be installed, read or removed from the store."""
+
+
+class ModelFailed(DragomanError):
+    """CTranslate2 raised on this input (the server log has the details)."""

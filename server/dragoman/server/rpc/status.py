@@ -14,6 +14,7 @@ STATUS_OF: dict[type[errors.DragomanError], grpc.StatusCode] = {
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.Cancelled: grpc.StatusCode.CANCELLED,
     errors.StoreError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.ModelFailed: grpc.StatusCode.INTERNAL,
 }
 
 
