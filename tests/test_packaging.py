@@ -100,3 +100,15 @@ def test_wheel_contains_stubs_and_entry_point(tmp_path: Path) -> None:
     assert not any(n.startswith(("server/", "client/")) for n in names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "dragoman = dragoman.client.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+
+
+def test_every_domain_error_names_a_real_status_code() -> None:
+    import grpc
+
+    from dragoman.server import errors
+
+    classes = [c for c in vars(errors).values()
+               if isinstance(c, type) and issubclass(c, errors.DragomanError)]
+    assert len(classes) >= 9
+    for cls in classes:
+        assert cls.code in grpc.StatusCode.__members__, cls

@@ -14,64 +14,24 @@ from concurrent.futures import Future
 
 from dragoman.server.batchjob.inflight import FutureEngine
 from dragoman.server.batchjob.job import Failure, JobOptions, Request
-from dragoman.server.cache import SentenceCache
+from dragoman.server.build import build_service
 from dragoman.server.config import ServerConfig
-from dragoman.server.errors import (
-    Cancelled,
-    DeadlineExceeded,
-    DragomanError,
-    InvalidInput,
-    ModelNotFound,
-    Overloaded,
-    StoreError,
-    Unavailable,
-)
+from dragoman.server.errors import DragomanError
 from dragoman.server.futures import then
-from dragoman.server.registry import ModelRegistry
-from dragoman.server.service import (
-    Dragoman,
-    ServiceLimits,
-    SummariseInput,
-    TranslateInput,
-)
-from dragoman.server.store import ModelStore
+from dragoman.server.service import Dragoman, SummariseInput, TranslateInput
 from dragoman.server.text.segment import TextFormat
 
 logger = logging.getLogger(__name__)
 
-# The status names the server reports for the same errors (see rpc/status.py), so error
-# records read the same whichever engine produced them.
-CODE_OF: dict[type[DragomanError], str] = {
-    InvalidInput: "INVALID_ARGUMENT",
-    ModelNotFound: "NOT_FOUND",
-    Overloaded: "RESOURCE_EXHAUSTED",
-    Unavailable: "UNAVAILABLE",
-    DeadlineExceeded: "DEADLINE_EXCEEDED",
-    Cancelled: "CANCELLED",
-    StoreError: "FAILED_PRECONDITION",
-}
-
-
 def build_local_service(config: ServerConfig) -> Dragoman:
     """The model layer as a server with ``config`` would build it (models load on first use)."""
-    store = ModelStore(config.models_dir)
-    registry = ModelRegistry(store, config.runtime(), config.batching_options(), config.routing())
-    cache = SentenceCache(config.cache_entries, config.cache_mb * 1024 * 1024)
-    limits = ServiceLimits(
-        max_chars=config.max_chars,
-        max_in_flight=config.max_in_flight,
-        summary_sentences=config.summary_sentences,
-        beam_size=config.beam_size,
-    )
-    return Dragoman(registry, cache, limits)
+    return build_service(config)
 
 
 def classify(exc: BaseException) -> Failure:
     """A model-layer exception as an error record's code and reason."""
-    for cls in type(exc).__mro__:
-        code = CODE_OF.get(cls)  # type: ignore[arg-type]
-        if code is not None:
-            return Failure(code, str(exc))
+    if isinstance(exc, DragomanError) and exc.code != "INTERNAL":
+        return Failure(exc.code, str(exc))
     logger.error("internal error on a document", exc_info=exc)
     return Failure("INTERNAL", f"{type(exc).__name__}: {exc}")
 

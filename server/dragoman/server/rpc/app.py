@@ -20,15 +20,15 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from dragoman.server.cache import SentenceCache
+from dragoman.server.build import build_service
 from dragoman.server.config import ServerConfig
 from dragoman.server.errors import DragomanError
-from dragoman.server.registry import ModelRegistry
 from dragoman.server.rpc.auth import TokenAuthInterceptor
 from dragoman.server.rpc.servicers import SummarisationServicer, TranslationServicer, _Calls
-from dragoman.server.service import Dragoman, ServiceLimits
-from dragoman.server.store import ModelStore
+from dragoman.server.service import Dragoman
 from dragoman.v1 import summarisation_pb2, summarisation_pb2_grpc, translation_pb2, translation_pb2_grpc
+
+__all__ = ["ServerHandle", "ServerThread", "build_service", "create_server", "serve_forever", "start"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,20 +39,6 @@ SERVICE_NAMES = (
 MODEL_HEALTH_PREFIX = "dragoman.model."
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 HOUSEKEEPING_SECONDS = 5.0
-
-
-def build_service(config: ServerConfig) -> Dragoman:
-    """The model layer as configured (models are not loaded yet)."""
-    store = ModelStore(config.models_dir)
-    registry = ModelRegistry(store, config.runtime(), config.batching_options(), config.routing())
-    cache = SentenceCache(config.cache_entries, config.cache_mb * 1024 * 1024)
-    limits = ServiceLimits(
-        max_chars=config.max_chars,
-        max_in_flight=config.max_in_flight,
-        summary_sentences=config.summary_sentences,
-        beam_size=config.beam_size,
-    )
-    return Dragoman(registry, cache, limits)
 
 
 @dataclass

@@ -1,27 +1,16 @@
-"""The one table from domain errors to gRPC status codes."""
+"""Domain errors -> gRPC status codes (each error class names its code in errors.py)."""
 
 from __future__ import annotations
 
 import grpc
 
-from dragoman.server import errors
+from dragoman.server.errors import DragomanError
 
-STATUS_OF: dict[type[errors.DragomanError], grpc.StatusCode] = {
-    errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
-    errors.ModelNotFound: grpc.StatusCode.NOT_FOUND,
-    errors.Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
-    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
-    errors.Cancelled: grpc.StatusCode.CANCELLED,
-    errors.StoreError: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.ModelFailed: grpc.StatusCode.INTERNAL,
-}
+INTERNAL_MESSAGE = "internal error (see the server log)"
 
 
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and message a caller gets for ``exc``."""
-    for cls in type(exc).__mro__:
-        code = STATUS_OF.get(cls)  # type: ignore[arg-type]
-        if code is not None:
-            return code, str(exc)
-    return grpc.StatusCode.INTERNAL, "internal error (see the server log)"
+    if isinstance(exc, DragomanError):
+        return grpc.StatusCode[exc.code], str(exc) or INTERNAL_MESSAGE
+    return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
