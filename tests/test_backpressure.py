@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dragoman.server.batcher import Batcher
 from dragoman.server.engine import DecodingOptions, Encoded
@@ -37,6 +38,7 @@ class Held:
     decoded: list[str]
     started: threading.Event
     release: threading.Event
+    channel: grpc.Channel
 
 
 @pytest.fixture
@@ -61,7 +63,7 @@ def held(copy_store: Path) -> Iterator[Held]:
     channel = grpc.insecure_channel(server.address)
     try:
         yield Held(server, pb_grpc.TranslationServiceStub(channel), loaded.batcher, decoded,
-                   started, release)
+                   started, release, channel)
     finally:
         release.set()
         channel.close()
@@ -132,3 +134,17 @@ def test_cancelled_call_frees_its_queued_sentences(held: Held) -> None:
     first.result(WAIT)
     third.result(WAIT)
     assert not any("Heavy rain" in s or "frog" in s for s in held.decoded)
+
+
+def test_the_event_loop_keeps_answering_while_a_batch_decodes(
+    held: Held, swapcase: Callable[[str], str]
+) -> None:
+    first = block_model(held)  # a batcher thread is inside generate and stays there
+    health = health_pb2_grpc.HealthStub(held.channel)
+    status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=WAIT).status
+    assert status == health_pb2.HealthCheckResponse.SERVING
+    languages = held.stub.ListLanguages(pb.ListLanguagesRequest(), timeout=WAIT)
+    assert any(p.source_language == "en" and p.target_language == "de" for p in languages.pairs)
+    assert not held.release.is_set()  # both answered while the model was busy
+    held.release.set()
+    assert first.result(WAIT).text == swapcase(BLOCKER)
