@@ -41,7 +41,7 @@ def _docstrings(root: Path) -> Iterator[str]:
 
 
 def training_text(root: Path | None = None) -> list[str]:
-    """Every docstring line plus the licence texts found next to the stdlib."""
+    """Every docstring line, plus the stdlib's LICENSE.txt and (Debian-like hosts) the GPL-3 text."""
     root = root or stdlib_root()
     lines = [line.strip() for doc in _docstrings(root) for line in doc.splitlines()]
     for licence in (root / "LICENSE.txt", Path("/usr/share/common-licenses/GPL-3")):

@@ -49,7 +49,7 @@ def encode_docs(model: Seq2SeqModel, articles: Sequence[tuple[str, str]], lang: 
     sentences over the model window split to fit, then ``model.encode``."""
     docs = []
     for doc_id, text in articles:
-        sources = []
+        sources: list[tuple[str, ...]] = []
         for sentence in dict.fromkeys(split_document(text, lang).sentences):
             pieces = [sentence] if model.fits(sentence) else split_to_fit(sentence, model.fits)
             sources.extend(model.encode(p.strip(), lang, target).source for p in pieces if p.strip())
@@ -213,7 +213,7 @@ def raw_run(tr: ctranslate2.Translator, docs: Sequence[Doc], options: DecodingOp
         started = time.perf_counter()
         outputs = _translate(tr, sources, options, budget)
         seconds = time.perf_counter() - started
-    wrong = sum(len(o) != len(s) for o, s in zip(outputs, sources))
+    wrong = sum(len(o) != len(s) for o, s in zip(outputs, sources, strict=True))
     if wrong:
         raise RuntimeError(f"{wrong} outputs differ in length from their source: the bench "
                            "model must end each output with its source")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,8 +59,6 @@ def prepare(workdir: Path, recipe: ModelRecipe = ModelRecipe()) -> Path:
     )
     logger.info("building the random-weight model (vocabulary %d)", recipe.vocab_size)
     if model_dir.exists():
-        import shutil
-
         shutil.rmtree(model_dir)
     build_random_model(
         model_dir, sp_model, layers=recipe.layers, d_model=recipe.d_model, heads=recipe.heads,

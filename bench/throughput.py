@@ -10,7 +10,8 @@ workload of article-sized documents made from stdlib docstrings:
     rule as the engine, at a few ``max_batch_size`` token budgets; the best is the reference;
 (b) ``dragoman serve`` in a subprocess, driven over real gRPC channels by 1, 8, 32 and 128
     concurrent clients (each sends its next document when the last one returns);
-(c) the same server with batching off (one CTranslate2 call per request) at 32 clients.
+(c) the same server with batching off (one CTranslate2 call per request) at 32 clients;
+(b') and (c') repeat (b) and (c) at 32 clients with one-sentence requests.
 
 It prints throughput (source characters/s, target tokens/s) as ratios to (a), latency
 percentiles, the server's RSS (VmRSS from /proc of the server process: idle after model
@@ -280,8 +281,8 @@ def _report(best: measure.Run, raw_runs: list[measure.Run], runs: list[measure.R
             served: list[float], short_tokens: int, load_start: float, load_end: float,
             raw_base: int, singles: tuple[measure.Run, measure.Run]) -> None:
     print()
-    print(f"| configuration | requests | source chars/s | target tokens/s | x raw (chars) | x raw (tokens) "
-          f"| p50 latency s | p95 latency s | RSS growth MB | tokens/CPU-s | other load | errors |")
+    print("| configuration | requests | source chars/s | target tokens/s | x raw (chars) | x raw (tokens) "
+          "| p50 latency s | p95 latency s | RSS growth MB | tokens/CPU-s | other load | errors |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for run in [*raw_runs, *runs, unbatched, *singles]:
         is_raw = run in raw_runs

@@ -348,7 +348,7 @@ class Batcher:
             self.stats.sentences += len(live)
             self.stats.tokens += sum(i.size for i in live)
             self.stats.padded_tokens += len(live) * max(i.size for i in live)
-        for item, out in zip(live, outputs):
+        for item, out in zip(live, outputs, strict=True):
             item.future.set_result(out)
 
 
