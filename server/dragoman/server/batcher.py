@@ -343,14 +343,8 @@ class Batcher:
             for item in live:
                 self._retry_alone(item)
             return
-        with self._cond:
-            self.stats.calls += 1
-            self.stats.sentences += len(live)
-            self.stats.tokens += sum(i.size for i in live)
-            self.stats.padded_tokens += len(live) * max(i.size for i in live)
         for item, out in zip(live, outputs, strict=True):
             item.future.set_result(out)
-
 
     def _generate(self, live: list[_Item]) -> list[tuple[str, ...]]:
         outputs = self.model.generate([i.encoded for i in live], live[0].options)
@@ -358,6 +352,11 @@ class Batcher:
             raise RuntimeError(
                 f"model {self.model.name} returned {len(outputs)} outputs for {len(live)} inputs"
             )
+        with self._cond:
+            self.stats.calls += 1
+            self.stats.sentences += len(live)
+            self.stats.tokens += sum(i.size for i in live)
+            self.stats.padded_tokens += len(live) * max(i.size for i in live)
         return outputs
 
     def _retry_alone(self, item: _Item) -> None:
