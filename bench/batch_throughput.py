@@ -29,7 +29,8 @@ import sentencepiece as spm  # noqa: E402
 
 from dragoman.server.batchjob.command import BatchSpec, build_job
 from dragoman.server.batchjob.job import JobOptions
-from dragoman.server.batchjob.local import LocalEngine, build_local_service
+from dragoman.server.batchjob.local import LocalEngine
+from dragoman.server.build import build_service
 from dragoman.server.batchjob.runner import RunOptions
 from dragoman.server.config import load_config
 from dragoman.server.text.segment import split_document
@@ -87,7 +88,7 @@ def raw_ctranslate2(model_dir: Path, docs: list[dict[str, object]], config) -> t
 
 
 def run_local(source: Path, out: Path, config) -> float:  # type: ignore[no-untyped-def]
-    service = build_local_service(config)
+    service = build_service(config)
     service.registry.preload(["copy-en-de"])
     job = JobOptions("translate", "de", "en")
     engine = LocalEngine(service, job, 32)

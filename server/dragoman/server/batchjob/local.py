@@ -23,11 +23,6 @@ from dragoman.server.text.segment import TextFormat
 
 logger = logging.getLogger(__name__)
 
-def build_local_service(config: ServerConfig) -> Dragoman:
-    """The model layer as a server with ``config`` would build it (models load on first use)."""
-    return build_service(config)
-
-
 def classify(exc: BaseException) -> Failure:
     """A model-layer exception as an error record's code and reason."""
     if isinstance(exc, DragomanError) and exc.code != "INTERNAL":
@@ -89,7 +84,7 @@ class LocalEngine(FutureEngine):
 
 
 def open_local_engine(config: ServerConfig, job: JobOptions, window: int) -> LocalEngine:
-    service = build_local_service(config)
+    service = build_service(config)
     try:
         check_route(service, job)
     except BaseException:

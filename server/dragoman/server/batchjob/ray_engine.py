@@ -90,14 +90,15 @@ class DocumentActor:
 
     def __init__(self, config: ServerConfig, job: JobOptions, fields: FieldOptions,
                  input_format: str, window: int, max_document_bytes: int) -> None:
-        from dragoman.server.batchjob.local import LocalEngine, build_local_service
+        from dragoman.server.batchjob.local import LocalEngine
+        from dragoman.server.build import build_service
 
         self.job = job
         self.fields = fields
         self.input_format = input_format
         self.max_document_bytes = max_document_bytes
         self.text_name, self.title_name = fields.output_names(job)
-        self.engine = LocalEngine(build_local_service(config), job, window)
+        self.engine = LocalEngine(build_service(config), job, window)
 
     def __call__(self, batch: Any) -> Any:
         import pyarrow as pa
