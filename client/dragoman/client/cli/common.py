@@ -75,26 +75,24 @@ def describe_error(error: DragomanError, address: str, timeout: float | None = N
     return f"{details} ({error.code})"
 
 
-def positive_int(value: str) -> int:
-    """argparse type: an integer >= 1."""
+def _int_at_least(value: str, minimum: int, rule: str) -> int:
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    if number < minimum:
+        raise argparse.ArgumentTypeError(f"{rule}, got {number}")
     return number
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _int_at_least(value, 1, "must be at least 1")
 
 
 def non_negative_int(value: str) -> int:
     """argparse type: an integer >= 0."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {number}")
-    return number
+    return _int_at_least(value, 0, "must not be negative")
 
 
 def positive_float(value: str) -> float:

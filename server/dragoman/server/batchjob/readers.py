@@ -161,15 +161,20 @@ def _open_binary(path: Path) -> IO[bytes]:
     return open(path, "rb")
 
 
-class JsonlReader:
-    """One JSON object per line, optionally gzip-compressed; blank lines are not documents."""
-
-    kind = "jsonl"
+class _SourceReader:
+    """What every reader holds: its input, the options and a count of entries it ignored."""
 
     def __init__(self, path: Path, options: ReaderOptions) -> None:
         self.path = path
         self.options = options
         self.ignored = 0
+
+
+class JsonlReader(_SourceReader):
+    """One JSON object per line, optionally gzip-compressed; blank lines are not documents."""
+
+    kind = "jsonl"
+
 
     def fingerprint(self) -> dict[str, Any]:
         return _file_fingerprint(self.path, self.kind)
@@ -268,15 +273,11 @@ def _too_large(ordinal: int, relpath: str, size: int, limit: int) -> Rejected:
                     f"{size} bytes; the limit is {limit} (--max-document-bytes)")
 
 
-class FolderReader:
+class FolderReader(_SourceReader):
     """Every regular file under a folder, in sorted path order."""
 
     kind = "tree"
 
-    def __init__(self, path: Path, options: ReaderOptions) -> None:
-        self.path = path
-        self.options = options
-        self.ignored = 0
 
     def fingerprint(self) -> dict[str, Any]:
         return {"format": "folder", "path": str(self.path.resolve())}
@@ -309,15 +310,11 @@ class FolderReader:
                 yield file_document(ordinal, relpath, full.read_bytes())
 
 
-class TarReader:
+class TarReader(_SourceReader):
     """Regular files of a tar archive (any compression tarfile knows), in archive order."""
 
     kind = "tree"
 
-    def __init__(self, path: Path, options: ReaderOptions) -> None:
-        self.path = path
-        self.options = options
-        self.ignored = 0
 
     def fingerprint(self) -> dict[str, Any]:
         return _file_fingerprint(self.path, "tar")
@@ -360,15 +357,13 @@ class TarReader:
                 yield Skipped(ordinal, key)
 
 
-class ZipReader:
+class ZipReader(_SourceReader):
     """Regular files of a zip archive, in central-directory order."""
 
     kind = "tree"
 
     def __init__(self, path: Path, options: ReaderOptions) -> None:
-        self.path = path
-        self.options = options
-        self.ignored = 0
+        super().__init__(path, options)
         try:
             with zipfile.ZipFile(path):
                 pass
@@ -421,7 +416,7 @@ class ZipReader:
 # -- WARC ----------------------------------------------------------------------------------
 
 
-class WarcReader:
+class WarcReader(_SourceReader):
     """HTML responses (2xx) of a WARC file, as page text; other records are ignored."""
 
     kind = "warc"
@@ -432,9 +427,7 @@ class WarcReader:
         except ImportError:
             raise InvalidInput(
                 "reading WARC files needs warcio: pip install 'dragoman[warc]'") from None
-        self.path = path
-        self.options = options
-        self.ignored = 0
+        super().__init__(path, options)
 
     def fingerprint(self) -> dict[str, Any]:
         return _file_fingerprint(self.path, self.kind)
