@@ -191,7 +191,7 @@ def test_options_are_never_mixed_in_one_call(gated: FakeModel) -> None:
 
 
 def test_batching_off_decodes_request_by_request(gated: FakeModel) -> None:
-    batcher, _ = start_blocked(gated, enabled=False)
+    batcher, _ = start_blocked(gated, mode="request")
     a = batcher.submit([enc("a1"), enc("a2")], OPTIONS)
     b = batcher.submit([enc("b1")], OPTIONS)
     gated.release.set()
@@ -370,3 +370,32 @@ def test_real_copy_model_under_concurrency(copy_store: Path, swapcase: Callable[
     for r, sentences in enumerate(requests):
         assert results[r] == [swapcase(s) for s in sentences], f"request {r}"
     assert batcher.stats.sentences == sum(len(r) for r in requests)
+
+
+def test_paragraph_mode_decodes_each_paragraph_of_each_request_alone(gated: FakeModel) -> None:
+    batcher, _ = start_blocked(gated, mode="paragraph")
+    a = batcher.submit([enc("a1"), enc("a2"), enc("a3")], OPTIONS, groups=[0, 0, 1])
+    b = batcher.submit([enc("b1"), enc("b2")], OPTIONS, groups=[0, 0])
+    gated.release.set()
+    assert [f.result(WAIT) for f in a + b] == [("a1",), ("a2",), ("a3",), ("b1",), ("b2",)]
+    batcher.close(WAIT)
+    assert gated.calls[1:] == [[("a1",), ("a2",)], [("a3",)], [("b1",), ("b2",)]]
+
+
+def test_dynamic_mode_ignores_paragraphs(gated: FakeModel) -> None:
+    batcher, _ = start_blocked(gated)
+    a = batcher.submit([enc("a1"), enc("a2")], OPTIONS, groups=[0, 1])
+    gated.release.set()
+    for f in a:
+        f.result(WAIT)
+    batcher.close(WAIT)
+    assert gated.calls[1:] == [[("a1",), ("a2",)]]
+
+
+def test_groups_must_match_items_and_modes_are_checked() -> None:
+    batcher = Batcher(FakeModel(), BatchingOptions(mode="paragraph"))
+    with pytest.raises(ValueError, match="1 groups for 2 items"):
+        batcher.submit([enc("a"), enc("b")], OPTIONS, groups=[0])
+    batcher.close(WAIT)
+    with pytest.raises(ValueError, match="batching mode must be one of dynamic, request, paragraph"):
+        BatchingOptions(mode="sometimes")

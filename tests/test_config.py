@@ -18,7 +18,7 @@ def test_defaults() -> None:
     config = load_config({}, env={})
     assert config.address == "localhost:50051"
     assert config.compute_type == "int8"
-    assert config.batching is True
+    assert config.batching == "dynamic"
 
 
 def test_precedence_flag_over_env_over_default() -> None:
@@ -43,9 +43,9 @@ def test_models_env_feeds_the_store_dir(tmp_path) -> None:
 
 
 def test_typed_values_from_env() -> None:
-    env = {"DRAGOMAN_BATCHING": "off", "DRAGOMAN_PRELOAD": "a, b", "DRAGOMAN_BATCH_WAIT_MS": "0.5"}
+    env = {"DRAGOMAN_BATCHING": "paragraph", "DRAGOMAN_PRELOAD": "a, b", "DRAGOMAN_BATCH_WAIT_MS": "0.5"}
     config = load_config({}, env=env)
-    assert config.batching is False
+    assert config.batching == "paragraph"
     assert config.preload == ("a", "b")
     assert config.batch_wait_ms == 0.5
 
@@ -60,3 +60,8 @@ def test_bad_values_rejected() -> None:
         load_config({"max_chars": 0}, env={})
     with pytest.raises(InvalidInput, match="prefer"):
         load_config({"prefer": "cheapest"}, env={})
+
+
+def test_unknown_batching_mode_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="batching must be one of dynamic, request, paragraph"):
+        load_config({}, env={"DRAGOMAN_BATCHING": "off"})

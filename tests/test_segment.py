@@ -240,3 +240,16 @@ def test_random_split_to_fit_never_drops_text_and_fits_where_possible(seed: int)
             # Only a single unbreakable unit may exceed the limit: a base character with its
             # combining marks, joiners, variation selectors or skin-tone modifiers.
             assert len(split_to_fit(stripped, at_most(0))) == 1, piece
+
+
+@pytest.mark.parametrize(("text", "fmt", "expected"), [
+    ("One here. Two here.\nThree here.\n\nFour here. Five here.", TextFormat.PLAIN, (0, 0, 1, 2, 2)),
+    ("<p>One here. Two here.</p><p>Three here.</p>", TextFormat.HTML, (0, 0, 1)),
+    ("# Title\n\nOne here. Two here.\n- item one\n", TextFormat.MARKDOWN, (0, 1, 1, 2)),
+    ("Just one sentence", TextFormat.PLAIN, (0,)),
+])
+def test_paragraph_numbers_follow_line_breaks_and_markup(text: str, fmt: TextFormat,
+                                                         expected: tuple[int, ...]) -> None:
+    doc = split_document(text, "en", fmt)
+    assert doc.paragraphs() == expected
+    assert len(doc.paragraphs()) == len(doc.sentences)

@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 # enough to find similar lengths, narrow enough that no sentence is overtaken for long.
 WINDOW_BATCHES = 4
 
+BATCHING_MODES = ("dynamic", "request", "paragraph")
+
 
 class Generator(Protocol):
     name: str
@@ -57,7 +59,18 @@ class BatchingOptions:
     wait_ms: float = 2.0  # how long a short queue waits for company
     max_queued: int = 20000  # sentences waiting across all requests
     workers: int = 1  # threads calling generate (one per CTranslate2 replica)
-    enabled: bool = True  # False: one call per request, the naive way (benchmarks only)
+    # "dynamic": sentences of all requests share calls. The naive ways, kept to measure
+    # against: "request" makes one call per request, "paragraph" one call per paragraph of
+    # a request (Argos Translate, behind LibreTranslate, calls translate_batch per line).
+    mode: str = "dynamic"
+
+    def __post_init__(self) -> None:
+        if self.mode not in BATCHING_MODES:
+            raise ValueError(f"batching mode must be one of {', '.join(BATCHING_MODES)}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode == "dynamic"
 
 
 @dataclass
@@ -90,6 +103,7 @@ class _Item:
     future: Future[tuple[str, ...]]
     ticket: int
     size: int
+    group: int = 0  # paragraph within the request (only "paragraph" mode looks at it)
     enqueued: float = field(default_factory=time.monotonic)
     state: int = _QUEUED
 
@@ -131,17 +145,23 @@ class Batcher:
         items: Sequence[Encoded],
         options: DecodingOptions,
         deadline: float | None = None,
+        groups: Sequence[int] | None = None,
     ) -> list[Future[tuple[str, ...]]]:
         """Queue ``items`` (one request's sentences); returns one future per item, in order.
 
-        ``deadline`` is a ``time.monotonic()`` instant. Raises :class:`Overloaded` when the
+        ``deadline`` is a ``time.monotonic()`` instant. ``groups`` gives each item's
+        paragraph, for the "paragraph" mode only. Raises :class:`Overloaded` when the
         queue is full (a request larger than the bound is still taken on an empty queue) and
         :class:`Unavailable` after :meth:`close`. Cancelling a future drops its sentence.
         """
         if not items:
             return []
+        if groups is not None and len(groups) != len(items):
+            raise ValueError(f"{len(groups)} groups for {len(items)} items")
         queued = [
-            _Item(e, options, deadline, Future(), 0, len(e.source)) for e in items
+            _Item(e, options, deadline, Future(), 0, len(e.source),
+                  groups[n] if groups is not None and self.options.mode == "paragraph" else 0)
+            for n, e in enumerate(items)
         ]
         expired: list[_Item] = []
         refused = ""
@@ -181,6 +201,14 @@ class Batcher:
             self._cond.notify_all()
         for t in self._threads:
             t.join(timeout)
+        s = self.stats
+        if s.calls:
+            logger.info(
+                "model %s: %d generate calls, %d sentences (%.1f per call, %.0f source tokens "
+                "per call), padding %.0f%%; expired %d, cancelled %d, refused %d",
+                self.model.name, s.calls, s.sentences, s.sentences / s.calls,
+                s.tokens / s.calls, 100 * s.padding, s.expired, s.cancelled, s.rejected,
+            )
 
     # -- queue bookkeeping (callers hold self._cond) -------------------------------------
 
@@ -262,7 +290,7 @@ class Batcher:
             if item.deadline is not None and item.deadline <= now:
                 expired.append(item)
                 continue
-            if not self.options.enabled and item.ticket != head.ticket:
+            if not self.options.enabled and (item.ticket, item.group) != (head.ticket, head.group):
                 break
             window.append(item)
             seen += item.size

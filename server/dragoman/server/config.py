@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from dragoman.server.batcher import BatchingOptions
+from dragoman.server.batcher import BATCHING_MODES, BatchingOptions
 from dragoman.server.engine import RuntimeOptions
 from dragoman.server.errors import InvalidInput
 from dragoman.server.registry import RoutingOptions
@@ -64,7 +64,9 @@ class ServerConfig:
     max_batch_tokens: int = _opt(
         512, "source tokens per CTranslate2 batch (CPU; activation memory grows with it)")
     batch_wait_ms: float = _opt(2.0, "how long a short queue waits for more sentences")
-    batching: bool = _opt(True, "batch across requests (off: one call per request)", parse=_bool)
+    batching: str = _opt(
+        "dynamic", "dynamic: all requests' sentences share CTranslate2 calls; request or "
+        "paragraph: one call per request or per paragraph (the naive ways, to compare against)")
     max_queued: int = _opt(20000, "sentences queued per model before new calls are refused")
     max_chars: int = _opt(200_000, "largest document accepted, in characters")
     max_in_flight: int = _opt(512, "documents processed at once before new calls are refused")
@@ -81,6 +83,8 @@ class ServerConfig:
     workers: int = _opt(32, "threads preparing requests (segmenting, tokenising)")
 
     def __post_init__(self) -> None:
+        if self.batching not in BATCHING_MODES:
+            raise InvalidInput(f"batching must be one of {', '.join(BATCHING_MODES)}")
         if self.prefer not in ("bilingual", "multilingual"):
             raise InvalidInput("prefer must be 'bilingual' or 'multilingual'")
         for name in ("inter_threads", "max_batch_tokens", "max_chars", "max_in_flight",
@@ -115,7 +119,7 @@ class ServerConfig:
             wait_ms=self.batch_wait_ms,
             max_queued=self.max_queued,
             workers=self.inter_threads,
-            enabled=self.batching,
+            mode=self.batching,
         )
 
     def routing(self) -> RoutingOptions:

@@ -248,23 +248,28 @@ class Dragoman:
                 route.pivot_language, detected, len(doc.sentences), done.cached,
             )
 
-        return then(self.translate_sentences(route, doc.sentences, beam, deadline), finish)
+        return then(self.translate_sentences(
+            route, doc.sentences, beam, deadline, doc.paragraphs()), finish)
 
     def translate_sentences(
         self, route: Route, sentences: Sequence[str], beam_size: int = 0,
-        deadline: float | None = None,
+        deadline: float | None = None, paragraphs: Sequence[int] | None = None,
     ) -> Future[_Translated]:
-        """Translate sentences through every leg of ``route`` (two legs when pivoting)."""
-        fut = self._translate_leg(route.legs[0], sentences, beam_size, deadline)
+        """Translate sentences through every leg of ``route`` (two legs when pivoting).
+
+        ``paragraphs`` numbers each sentence's paragraph (see :meth:`Document.paragraphs`).
+        """
+        fut = self._translate_leg(route.legs[0], sentences, beam_size, deadline, paragraphs)
         for leg in route.legs[1:]:
             fut = chain(fut, lambda done, leg=leg: then(
-                self._translate_leg(leg, done.sentences, beam_size, deadline),
+                self._translate_leg(leg, done.sentences, beam_size, deadline, paragraphs),
                 lambda nxt, first=done: _Translated(nxt.sentences, min(first.cached, nxt.cached)),
             ))
         return fut
 
     def _translate_leg(
         self, leg: Leg, sentences: Sequence[str], beam_size: int, deadline: float | None,
+        paragraphs: Sequence[int] | None = None,
     ) -> Future[_Translated]:
         lm = self.registry.acquire(leg.model)
         model = lm.model
@@ -283,15 +288,17 @@ class Dragoman:
                 todo[sentence].append(i)
         encoded = []
         owners: list[str] = []
-        for sentence in todo:
+        groups: list[int] = []
+        for sentence, indexes in todo.items():
             pieces = [sentence] if model.fits(sentence) else split_to_fit(sentence, model.fits)
             for piece in pieces:
                 if piece.strip():
                     encoded.append(model.encode(piece.strip(), leg.source, leg.target))
                     owners.append(sentence)
+                    groups.append(paragraphs[indexes[0]] if paragraphs is not None else 0)
         if not encoded:
             return completed(_Translated([r or "" for r in results], cached))
-        futures = lm.batcher.submit(encoded, options, deadline)
+        futures = lm.batcher.submit(encoded, options, deadline, groups)
         glue = joiner(leg.target)
 
         def assemble(outputs: list[tuple[str, ...]]) -> _Translated:
@@ -377,7 +384,7 @@ class Dragoman:
                     req.id, summary, language, target, used, models, passes, count))
             doc = split_document(summary, language)
             return then(
-                self.translate_sentences(route, doc.sentences, 0, deadline),
+                self.translate_sentences(route, doc.sentences, 0, deadline, doc.paragraphs()),
                 lambda done: SummariseOutput(
                     req.id, doc.rebuild(done.sentences), language, target, used,
                     models + route.models, passes, count,

@@ -61,6 +61,22 @@ class Document:
         """The sentences to translate, in order (HTML unescaped, soft line breaks collapsed)."""
         return [_sentence_text(self.pieces[i], self.fmt) for i in self.sentence_index]
 
+    def paragraphs(self) -> tuple[int, ...]:
+        """Each sentence's paragraph number: a new one starts after a line break or markup.
+
+        Only the request-by-paragraph comparison mode uses it (one call per paragraph, the
+        way Argos Translate calls CTranslate2).
+        """
+        numbers: list[int] = []
+        current = 0
+        for n, index in enumerate(self.sentence_index):
+            if n:
+                gap = "".join(self.pieces[self.sentence_index[n - 1] + 1:index])
+                if any(c in "\r\n" or not c.isspace() for c in gap):
+                    current += 1
+            numbers.append(current)
+        return tuple(numbers)
+
     def rebuild(self, translations: Sequence[str]) -> str:
         """The original text with each sentence replaced by its translation.
 
