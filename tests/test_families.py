@@ -728,3 +728,14 @@ def test_cli_install_then_server_translate_matches_transformers(
                     assert list(reply.models) == [ckpt.path.name]
                     assert reply.text == ref.text(ckpt.tokenizer), (ckpt.family, src, tgt)
                     assert reply.text.strip()
+
+
+def test_decoder_shape_is_read_from_a_converted_marian_model(store: ModelStore, marian: Checkpoint) -> None:
+    # Marian ties the output projection to the embeddings: model.bin stores it as an alias.
+    from dragoman.server.memory import read_shape
+
+    installed = _installed(store, marian)
+    shape = read_shape(installed.path)
+    vocab = json.loads((installed.path / "shared_vocabulary.json").read_text())
+    assert shape is not None
+    assert (shape.vocabulary, shape.decoder_layers, shape.d_model) == (len(vocab), 2, 32)

@@ -31,7 +31,7 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from dragoman.server.engine import DecodingOptions, Encoded
 from dragoman.server.errors import DeadlineExceeded, ModelFailed, Overloaded, Unavailable
@@ -63,6 +63,9 @@ class BatchingOptions:
     # against: "request" makes one call per request, "paragraph" one call per paragraph of
     # a request (Argos Translate, behind LibreTranslate, calls translate_batch per line).
     mode: str = "dynamic"
+    # Estimated decoding memory per generate call (0: no limit); with N workers the batches
+    # in flight hold at most N times this. Needs the batcher's ``cost`` function.
+    max_batch_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in BATCHING_MODES:
@@ -111,11 +114,18 @@ class _Item:
 class Batcher:
     """Queue + worker threads in front of one model."""
 
-    def __init__(self, model: Generator, options: BatchingOptions = BatchingOptions()) -> None:
+    def __init__(
+        self, model: Generator, options: BatchingOptions = BatchingOptions(),
+        cost: Callable[[int, int, DecodingOptions], int] | None = None,
+    ) -> None:
+        """``cost(sentences, longest_source, options)`` estimates a call's decoding memory in
+        bytes; with ``options.max_batch_bytes`` it caps every batch (a sentence too large
+        for the cap alone is still decoded, alone)."""
         if options.max_batch_tokens < 1 or options.max_queued < 1:
             raise ValueError("max_batch_tokens and max_queued must be at least 1")
         self.model = model
         self.options = options
+        self._cost = cost if options.max_batch_bytes > 0 else None
         self.stats = BatcherStats()
         # One FIFO lane per decoding options: a generate call has one set of options.
         self._lanes: dict[DecodingOptions, deque[_Item]] = {}
@@ -302,9 +312,9 @@ class Batcher:
         if not window:
             return [], expired
         if not self.options.enabled or seen <= limit:
-            batch = _fill_in_order(window, limit)
+            batch = _fill_in_order(window, limit, self._fits(options))
         else:
-            batch = _fill_by_length(window, limit)
+            batch = _fill_by_length(window, self._fits(options, limit))
         for item in batch:
             item.state = _TAKEN
             self._live -= 1
@@ -313,6 +323,18 @@ class Batcher:
         if self._dead > 256 and 4 * self._dead > self._live:
             self._compact_locked()
         return batch, expired
+
+    def _fits(self, options: DecodingOptions, limit: int = 0) -> Callable[[int, int], bool]:
+        """Whether ``count`` sentences padded to ``longest`` tokens make an acceptable call:
+        within ``limit`` padded tokens (when given) and the memory cap."""
+        cost, max_bytes = self._cost, self.options.max_batch_bytes
+
+        def fits(count: int, longest: int) -> bool:
+            if limit and count * longest > limit:
+                return False
+            return cost is None or cost(count, longest, options) <= max_bytes
+
+        return fits
 
     # -- worker side -------------------------------------------------------------------
 
@@ -397,29 +419,30 @@ class Batcher:
             item.future.set_result(out)
 
 
-def _padded(count: int, longest: int) -> int:
-    return count * longest
-
-
-def _fill_in_order(window: list[_Item], limit: int) -> list[_Item]:
-    """FIFO prefix of ``window`` within ``limit`` source tokens (at least one item).
+def _fill_in_order(
+    window: list[_Item], limit: int, fits: Callable[[int, int], bool]
+) -> list[_Item]:
+    """FIFO prefix of ``window`` within ``limit`` source tokens that ``fits`` the memory cap
+    (at least one item).
 
     Used when everything queued fits: CTranslate2 sorts the call by length and splits it
     into padded sub-batches of ``max_batch_tokens`` itself.
     """
     batch: list[_Item] = []
-    tokens = 0
+    tokens = longest = 0
     for item in window:
-        if batch and tokens + item.size > limit:
+        if batch and (tokens + item.size > limit
+                      or not fits(len(batch) + 1, max(longest, item.size))):
             break
         batch.append(item)
         tokens += item.size
+        longest = max(longest, item.size)
     return batch
 
 
-def _fill_by_length(window: list[_Item], limit: int) -> list[_Item]:
-    """With a backlog: the oldest item plus similar-length items, within ``limit`` padded
-    tokens (count x longest), so the call is one tight CTranslate2 batch.
+def _fill_by_length(window: list[_Item], fits: Callable[[int, int], bool]) -> list[_Item]:
+    """With a backlog: the oldest item plus similar-length items that ``fits`` as one padded
+    batch (count x longest tokens), so the call is one tight CTranslate2 batch.
 
     Grows a band around the oldest item in length order, each step adding whichever
     neighbour adds less padding (a shorter one pads itself to the longest; a longer one pads
@@ -431,9 +454,9 @@ def _fill_by_length(window: list[_Item], limit: int) -> list[_Item]:
     while True:
         count, longest = hi - lo, ordered[hi - 1].size
         choices: list[tuple[int, int]] = []
-        if lo > 0 and _padded(count + 1, longest) <= limit:
+        if lo > 0 and fits(count + 1, longest):
             choices.append((longest - ordered[lo - 1].size, -1))
-        if hi < len(ordered) and _padded(count + 1, ordered[hi].size) <= limit:
+        if hi < len(ordered) and fits(count + 1, ordered[hi].size):
             choices.append(((ordered[hi].size - longest) * count, 1))
         if not choices:
             return ordered[lo:hi]

@@ -63,6 +63,9 @@ class ServerConfig:
     beam_size: int = _opt(0, "beam size for every call (0: each model's default)")
     max_batch_tokens: int = _opt(
         512, "source tokens per CTranslate2 batch (CPU; activation memory grows with it)")
+    decode_memory_mb: int = _opt(
+        0, "cap on the estimated memory of the batches being decoded, all replicas together, "
+        "in MB (0: no cap); batches shrink to fit it")
     batch_wait_ms: float = _opt(2.0, "how long a short queue waits for more sentences")
     batching: str = _opt(
         "dynamic", "dynamic: all requests' sentences share CTranslate2 calls; request or "
@@ -91,7 +94,7 @@ class ServerConfig:
                      "max_queued", "workers", "summary_sentences"):
             if getattr(self, name) < 1:
                 raise InvalidInput(f"{name} must be at least 1")
-        for name in ("intra_threads", "cache_entries", "cache_mb", "max_loaded_models",
+        for name in ("intra_threads", "decode_memory_mb", "cache_entries", "cache_mb", "max_loaded_models",
                      "max_loaded_mb", "beam_size"):
             if getattr(self, name) < 0:
                 raise InvalidInput(f"{name} must not be negative")
@@ -120,6 +123,7 @@ class ServerConfig:
             max_queued=self.max_queued,
             workers=self.inter_threads,
             mode=self.batching,
+            max_batch_bytes=self.decode_memory_mb * 1024 * 1024 // self.inter_threads,
         )
 
     def routing(self) -> RoutingOptions:

@@ -17,6 +17,7 @@ from typing import Sequence
 
 from dragoman.server.errors import InvalidInput
 from dragoman.server.manifest import Manifest
+from dragoman.server.memory import ModelShape, read_shape
 from dragoman.server.tokenizer import load_tokenizers
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Seq2SeqModel:
         import ctranslate2  # here, not at import: the CLI and config stay light
 
         self._source_tok, self._target_tok = load_tokenizers(model_dir, manifest.tokenizer)
+        self.shape: ModelShape | None = read_shape(model_dir)
         self._lock = threading.Lock()
         self._active = 0
         kwargs: dict[str, object] = {
@@ -118,6 +120,12 @@ class Seq2SeqModel:
         with self._lock:
             if not self._translator.model_is_loaded:
                 self._translator.load_model()
+
+    def batch_bytes(self, sentences: int, longest: int, options: DecodingOptions) -> int:
+        """Estimated decoding memory of one call (0 when the model's shape is unknown)."""
+        if self.shape is None:
+            return 0
+        return self.shape.batch_bytes(sentences, options.beam_size, longest)
 
     def default_options(self, beam_size: int = 0) -> DecodingOptions:
         g = self.manifest.generation

@@ -189,7 +189,7 @@ class ModelRegistry:
                 model = Seq2SeqModel(installed.path, installed.manifest, self.runtime)
             except (RuntimeError, ValueError, OSError) as exc:
                 raise StoreError(f"cannot load model {name}: {exc}") from exc
-            lm = LoadedModel(model, Batcher(model, self.batching))
+            lm = LoadedModel(model, Batcher(model, self.batching, cost=model.batch_bytes))
             self._loaded[name] = lm
             return lm
 
