@@ -60,12 +60,15 @@ class Plan:
     latency_repeats: int
     single_client_docs: int
     short_requests: int  # one-sentence requests for the (b')/(c') rows
+    argos_threads: bool  # also measure (c3): per paragraph with Argos's default threads
 
 
 FULL = Plan(docs=128, chars=2000, clients=(1, 8, 32, 128), budgets=(512, 1024, 2048, 4096),
-            unbatched_clients=32, latency_repeats=40, single_client_docs=16, short_requests=640)
+            unbatched_clients=32, latency_repeats=40, single_client_docs=16, short_requests=640,
+            argos_threads=True)
 QUICK = Plan(docs=32, chars=1500, clients=(1, 8, 32), budgets=(512, 1024),
-             unbatched_clients=32, latency_repeats=15, single_client_docs=6, short_requests=160)
+             unbatched_clients=32, latency_repeats=15, single_client_docs=6, short_requests=160,
+             argos_threads=False)
 
 
 def _config_default(name: str) -> object:
@@ -97,7 +100,8 @@ def _one_sentence_requests(docs: list[measure.Doc], model: Seq2SeqModel, count: 
     return measure.encode_docs(model, [(f"s-{i:05d}", s) for i, s in enumerate(sentences)])
 
 
-def _server_flags(threads: tuple[int, int], budget: int, batching: bool, wait_ms: float) -> dict[str, object]:
+def _server_flags(threads: tuple[int, int], budget: int, batching: str, wait_ms: float,
+                  memory_mb: int = 0) -> dict[str, object]:
     return {
         "preload": prepare.MODEL_NAME,
         "cache_entries": 0,  # every sentence is decoded: no cache can flatter the numbers
@@ -106,10 +110,24 @@ def _server_flags(threads: tuple[int, int], budget: int, batching: bool, wait_ms
         "max_batch_tokens": budget,
         "batch_wait_ms": wait_ms,
         "batching": batching,
+        "decode_memory_mb": memory_mb,
         "max_in_flight": 4096,
         "max_queued": 1_000_000,
         "grace": 5,
     }
+
+
+@dataclass
+class Session:
+    """One server process and the runs measured against it."""
+
+    label: str
+    idle: int  # RSS after model load, bytes
+    runs: list[measure.Run]
+
+    @property
+    def peak(self) -> int:
+        return max((r.peak_rss for r in self.runs), default=self.idle)
 
 
 def _start(store: Path, workdir: Path, name: str, flags: dict[str, object]) -> tuple[measure.ServerProcess, int]:
@@ -132,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the server's max_batch_tokens (default: the server's default)")
     parser.add_argument("--wait-ms", type=float, default=float(_config_default("batch_wait_ms")),  # type: ignore[arg-type]
                         help="the server's batch_wait_ms (default: the server's default)")
+    parser.add_argument("--memory-mb", default="48,96",
+                        help="comma-separated --decode-memory-mb values, one memory-capped "
+                             "server (m) each ('' skips them)")
     parser.add_argument("--clients", help="comma-separated client counts for (b)")
     parser.add_argument("--budgets", help="comma-separated max_batch_size values tried for (a)")
     parser.add_argument("--docs", type=int, help="documents in the workload")
@@ -186,41 +207,67 @@ def main(argv: list[str] | None = None) -> int:
     del tr
     gc.collect()
 
-    # (b) the service, batching on
-    runs: list[measure.Run] = []
-    flags = _server_flags(threads, args.budget, True, args.wait_ms)
-    server, idle = _start(store, args.workdir, "batched", flags)
+    articles = sum(len(s) for d in docs for s in d.sources)
+    clients = plan.unbatched_clients
+    sessions: list[Session] = []
+
+    def session(label: str, flags: dict[str, object]) -> tuple[Session, measure.ServerProcess]:
+        server, idle = _start(store, args.workdir, f"server-{len(sessions)}", flags)
+        sessions.append(Session(label, idle, []))
+        return sessions[-1], server
+
+    # (b) the service as configured by default
+    default, server = session("dynamic (default)", _server_flags(threads, args.budget, "dynamic", args.wait_ms))
     with server:
         served = measure.service_latencies(server, SHORT_SENTENCE, plan.latency_repeats)
-        for clients in plan.clients:
-            subset = docs[: plan.single_client_docs] if clients == 1 else docs
-            tokens = sum(len(s) for d in subset for s in d.sources)
-            runs.append(measure.service_run(server, f"(b) service, {clients} client{'s' * (clients > 1)}",
-                                            subset, clients, tokens))
-            print(f"  {runs[-1].name}: {runs[-1].seconds:.1f}s")
-        short_batched = measure.service_run(
-            server, f"(b') service, {plan.unbatched_clients} clients, one-sentence requests", singles,
-            plan.unbatched_clients, _tokens(singles))
-        print(f"  {short_batched.name}: {short_batched.seconds:.1f}s")
-        peak = max(r.peak_rss for r in [*runs, short_batched])
+        for n in plan.clients:
+            subset = docs[: plan.single_client_docs] if n == 1 else docs
+            default.runs.append(measure.service_run(
+                server, f"(b) service, {n} client{'s' * (n > 1)}", subset, n, _tokens(subset)))
+            print(f"  {default.runs[-1].name}: {default.runs[-1].seconds:.1f}s")
+        default.runs.append(measure.service_run(
+            server, f"(b') service, {clients} clients, one-sentence requests", singles, clients,
+            _tokens(singles)))
+        print(f"  {default.runs[-1].name}: {default.runs[-1].seconds:.1f}s")
 
-    # (c) the service, batching off
-    flags = _server_flags(threads, args.budget, False, args.wait_ms)
-    server, idle_off = _start(store, args.workdir, "unbatched", flags)
+    # (m) the service with a decoding-memory cap
+    caps = [int(m) for m in args.memory_mb.split(",") if m.strip()]
+    for cap in caps:
+        bounded, server = session(f"dynamic, --decode-memory-mb {cap}",
+                                  _server_flags(threads, args.budget, "dynamic", args.wait_ms, cap))
+        with server:
+            bounded.runs.append(measure.service_run(
+                server, f"(m) service, --decode-memory-mb {cap}, {clients} clients",
+                docs, clients, articles))
+            print(f"  {bounded.runs[-1].name}: {bounded.runs[-1].seconds:.1f}s")
+
+    # (c) no cross-request batching: one call per paragraph (Argos Translate) or per request
+    naive, server = session("paragraph", _server_flags(threads, args.budget, "paragraph", args.wait_ms))
     with server:
-        tokens = sum(len(s) for d in docs for s in d.sources)
-        unbatched = measure.service_run(
-            server, f"(c) request-by-request, {plan.unbatched_clients} clients", docs,
-            plan.unbatched_clients, tokens)
-        print(f"  {unbatched.name}: {unbatched.seconds:.1f}s")
-        short_unbatched = measure.service_run(
-            server, f"(c') request-by-request, {plan.unbatched_clients} clients, one-sentence requests",
-            singles, plan.unbatched_clients, _tokens(singles))
-        print(f"  {short_unbatched.name}: {short_unbatched.seconds:.1f}s")
+        naive.runs.append(measure.service_run(
+            server, f"(c) one call per paragraph (Argos), {clients} clients", docs, clients, articles))
+        print(f"  {naive.runs[-1].name}: {naive.runs[-1].seconds:.1f}s")
+        naive.runs.append(measure.service_run(
+            server, f"(c') one call per request, {clients} clients, one-sentence requests",
+            singles, clients, _tokens(singles)))
+        print(f"  {naive.runs[-1].name}: {naive.runs[-1].seconds:.1f}s")
+    per_request, server = session("request", _server_flags(threads, args.budget, "request", args.wait_ms))
+    with server:
+        per_request.runs.append(measure.service_run(
+            server, f"(c2) one call per request, {clients} clients", docs, clients, articles))
+        print(f"  {per_request.runs[-1].name}: {per_request.runs[-1].seconds:.1f}s")
+    if plan.argos_threads:
+        cores = os.cpu_count() or 1
+        argos, server = session(f"paragraph, threads 1x{cores}",
+                                _server_flags((1, cores), args.budget, "paragraph", args.wait_ms))
+        with server:
+            argos.runs.append(measure.service_run(
+                server, f"(c3) one call per paragraph, Argos's threads (1 x {cores}), {clients} clients",
+                docs, clients, articles))
+            print(f"  {argos.runs[-1].name}: {argos.runs[-1].seconds:.1f}s")
 
-    _report(best, raw_runs, runs, unbatched, idle, peak, idle_off, direct, served, len(short),
-            load, os.getloadavg()[0], raw_base, (short_batched, short_unbatched))
-    return 1 if any(r.errors for r in [*runs, unbatched, short_batched, short_unbatched]) else 0
+    _report(best, raw_runs, sessions, direct, served, len(short), load, os.getloadavg()[0], raw_base)
+    return 1 if any(r.errors for s in sessions for r in s.runs) else 0
 
 
 def _tokens(docs: list[measure.Doc]) -> int:
@@ -244,7 +291,7 @@ def compare_threads(args: argparse.Namespace, plan: Plan, settings: list[tuple[i
         direct = statistics.median(measure.raw_latencies(tr, short, options, plan.latency_repeats))
         del tr
         gc.collect()
-        flags = _server_flags(threads, args.budget, True, args.wait_ms)
+        flags = _server_flags(threads, args.budget, "dynamic", args.wait_ms)
         server, idle = _start(store, args.workdir, f"threads-{threads[0]}x{threads[1]}", flags)
         with server:
             served = statistics.median(measure.service_latencies(server, SHORT_SENTENCE, plan.latency_repeats))
@@ -276,32 +323,32 @@ def _replace(plan: Plan, **changes: object) -> Plan:
     return replace(plan, **changes)  # type: ignore[arg-type]
 
 
-def _report(best: measure.Run, raw_runs: list[measure.Run], runs: list[measure.Run],
-            unbatched: measure.Run, idle: int, peak: int, idle_off: int, direct: list[float],
-            served: list[float], short_tokens: int, load_start: float, load_end: float,
-            raw_base: int, singles: tuple[measure.Run, measure.Run]) -> None:
+def _report(best: measure.Run, raw_runs: list[measure.Run], sessions: list[Session],
+            direct: list[float], served: list[float], short_tokens: int, load_start: float,
+            load_end: float, raw_base: int) -> None:
     print()
     print("| configuration | requests | source chars/s | target tokens/s | x raw (chars) | x raw (tokens) "
           "| p50 latency s | p95 latency s | RSS growth MB | tokens/CPU-s | other load | errors |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for run in [*raw_runs, *runs, unbatched, *singles]:
-        is_raw = run in raw_runs
+    rows = [(run, raw_base) for run in raw_runs] + [(run, s.idle) for s in sessions for run in s.runs]
+    for run, base in rows:
+        is_raw = base == raw_base and run in raw_runs
         name = ("(a) " if run is best else "    ") + run.name if is_raw else run.name
         p50 = "-" if is_raw else f"{run.percentile(50):.2f}"
         p95 = "-" if is_raw else f"{run.percentile(95):.2f}"
         errors = "-" if is_raw else str(run.errors)
         print(f"| {name} | {run.docs} | {run.chars_per_s:,.0f} | {run.tokens_per_s:,.0f} "
               f"| {run.chars_per_s / best.chars_per_s:.2f} | {run.tokens_per_s / best.tokens_per_s:.2f} "
-              f"| {p50} | {p95} | {_growth(run, raw_base if is_raw else idle_off if run in (unbatched, singles[1]) else idle)} "
+              f"| {p50} | {p95} | {_growth(run, base)} "
               f"| {run.tokens_per_cpu_s:,.0f} | {run.other_cores:.2f} | {errors} |")
     print()
-    thirty_two = next((r for r in runs if r.name.endswith(" 32 clients")), None)
     d50, s50 = statistics.median(direct), statistics.median(served)
     print(f"single short sentence ({short_tokens} tokens), p50 of {len(served)}: service at 1 client "
           f"{_ms(s50)} ms, direct translate_batch {_ms(d50)} ms (+{_ms(s50 - d50)} ms)")
-    print(f"server RSS (VmRSS of the `dragoman serve` process): idle after model load {idle / MB:.0f} MB; "
-          f"peak under load {peak / MB:.0f} MB ({peak / idle:.2f}x idle); batching off: idle "
-          f"{idle_off / MB:.0f} MB, peak {unbatched.peak_rss / MB:.0f} MB ({unbatched.peak_rss / idle_off:.2f}x)")
+    print("server RSS (VmRSS of the `dragoman serve` process), idle after model load -> peak under load:")
+    for session in sessions:
+        print(f"  {session.label}: {session.idle / MB:.0f} MB -> {session.peak / MB:.0f} MB "
+              f"({session.peak / session.idle:.2f}x)")
     print("RSS growth: peak VmRSS during the run minus the idle RSS (service: the server process "
           "after model load; raw: the benchmark process before its first raw run)")
     print("tokens/CPU-s: target tokens per CPU-second of the decoding process (raw: the benchmark "
@@ -310,17 +357,37 @@ def _report(best: measure.Run, raw_runs: list[measure.Run], runs: list[measure.R
           "during the run (0.00 = quiet machine; anything else inflates the wall-clock numbers)")
     print(f"load average: {load_start:.2f} at start, {load_end:.2f} at end")
     print()
+
+    def find(prefix: str) -> measure.Run | None:
+        return next((r for s in sessions for r in s.runs if r.name.startswith(prefix)), None)
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
     print("targets (measured, not asserted):")
-    if thirty_two is not None:
-        ratio = thirty_two.tokens_per_s / best.tokens_per_s
-        print(f"  service at 32 clients >= 0.90 x raw: {ratio:.2f} {'met' if ratio >= 0.9 else 'MISSED'}")
-        speedup = thirty_two.tokens_per_s / unbatched.tokens_per_s
-        print(f"  >= 3x request-by-request at 32 clients: {speedup:.2f}x {'met' if speedup >= 3 else 'MISSED'}"
-              f" (article requests); {singles[0].tokens_per_s / singles[1].tokens_per_s:.2f}x "
-              "with one-sentence requests")
+    b32 = find("(b) service, 32 clients")
+    if b32 is not None:
+        ratio = b32.tokens_per_s / best.tokens_per_s
+        print(f"  service at 32 clients >= 0.90 x raw: {ratio:.2f} {verdict(ratio >= 0.9)}")
+        for prefix, what in (("(c) ", "one call per paragraph, the Argos way"),
+                             ("(c2)", "one call per request"), ("(c3)", "per paragraph, Argos's threads")):
+            naive = find(prefix)
+            if naive is not None:
+                speedup = b32.tokens_per_s / naive.tokens_per_s
+                print(f"  >= 3x request-by-request at 32 clients ({what}): {speedup:.2f}x {verdict(speedup >= 3)}")
+        singles = find("(b')"), find("(c')")
+        if singles[0] is not None and singles[1] is not None:
+            print(f"  ... with one-sentence requests: {singles[0].tokens_per_s / singles[1].tokens_per_s:.2f}x")
     gap = (s50 - d50) * 1000
-    print(f"  single short sentence p50 within 10 ms of direct: +{gap:.1f} ms {'met' if gap <= 10 else 'MISSED'}")
-    print(f"  server RSS under load <= 1.5x idle: {peak / idle:.2f}x {'met' if peak <= 1.5 * idle else 'MISSED'}")
+    print(f"  single short sentence p50 within 10 ms of direct: +{gap:.1f} ms {verdict(gap <= 10)}")
+    default = sessions[0]
+    print(f"  server RSS under load <= 1.5x idle: {default.peak / default.idle:.2f}x "
+          f"{verdict(default.peak <= 1.5 * default.idle)} (defaults)")
+    for bounded in sessions:
+        m = next((r for r in bounded.runs if r.name.startswith("(m)")), None)
+        if m is not None:
+            print(f"  ... {bounded.label.split(', ')[1]}: {bounded.peak / bounded.idle:.2f}x "
+                  f"{verdict(bounded.peak <= 1.5 * bounded.idle)}, at {m.tokens_per_s / best.tokens_per_s:.2f} x raw")
 
 
 if __name__ == "__main__":
