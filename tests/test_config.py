@@ -65,3 +65,14 @@ def test_bad_values_rejected() -> None:
 def test_unknown_batching_mode_is_refused() -> None:
     with pytest.raises(InvalidInput, match="batching must be one of dynamic, request, paragraph"):
         load_config({}, env={"DRAGOMAN_BATCHING": "off"})
+
+
+def test_readme_configuration_table_lists_every_setting() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme[readme.index("## Configuration"):]
+    table = table[: table.index("\n## ")]
+    missing = [name for name in ServerConfig.__dataclass_fields__
+               if f"`--{name.replace('_', '-')}`" not in table or env_name(name).split("_", 1)[1] not in table]
+    assert not missing, f"README's configuration table lacks {missing}"
