@@ -10,7 +10,10 @@ workload of article-sized documents made from stdlib docstrings:
     rule as the engine, at a few ``max_batch_size`` token budgets; the best is the reference;
 (b) ``dragoman serve`` in a subprocess, driven over real gRPC channels by 1, 8, 32 and 128
     concurrent clients (each sends its next document when the last one returns);
-(c) the same server with batching off (one CTranslate2 call per request) at 32 clients;
+(m) the service at 32 clients with ``--decode-memory-mb`` caps (``--memory-mb``);
+(c) no cross-request batching, one CTranslate2 call per paragraph (``--batching paragraph``,
+    what Argos Translate does behind LibreTranslate) at 32 clients; (c2) one call per request;
+    (c3) per paragraph with Argos's thread setting (one replica over every core; full run only);
 (b') and (c') repeat (b) and (c) at 32 clients with one-sentence requests.
 
 It prints throughput (source characters/s, target tokens/s) as ratios to (a), latency
