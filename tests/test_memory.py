@@ -4,6 +4,7 @@ cap shrinks batches (a sentence too large for the cap alone still decodes, alone
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ from dragoman.server.config import load_config
 from dragoman.server.engine import DecodingOptions
 from dragoman.server.memory import FLOAT_BYTES, VOCAB_VECTORS, ModelShape, read_shape
 from tests.support.tinymodels import build_random_model
-from tests.test_batcher import OPTIONS, WAIT, FakeModel, enc, gated, start_blocked  # noqa: F401 - gated is a fixture
+from tests.test_batcher import (  # noqa: F401 - gated is a fixture
+    OPTIONS, WAIT, FakeModel, enc, gated, start_blocked, wait_until,
+)
 
 
 def test_shape_of_a_random_transformer(tmp_path: Path, sp_model: Path) -> None:
@@ -102,3 +105,32 @@ def test_the_registry_caps_real_models_by_their_estimate(copy_store: Path, swapc
             assert lm.batcher.stats.calls == calls
         finally:
             registry.close(10)
+
+
+def size_cost(count: int, longest: int, options: DecodingOptions) -> int:
+    return count * longest * 10
+
+
+@pytest.mark.parametrize(("share", "overlaps"), [(100, False), (1000, True)])
+def test_a_batch_over_its_share_waits_until_the_memory_in_flight_leaves_room(
+    share: int, overlaps: bool
+) -> None:
+    # Two workers share 2 x share bytes. A 1-token sentence (10 bytes) is decoding and holds
+    # the gate; a 20-token one (200 bytes) needs more than the 190 left under a 200-byte cap,
+    # so it must wait for the first call to finish; with a 2,000-byte cap it runs at once.
+    model = FakeModel(gate=True)
+    batcher = Batcher(model, BatchingOptions(wait_ms=0.0, workers=2, max_batch_bytes=share),
+                      cost=size_cost)
+    (small,) = batcher.submit([enc("s")], OPTIONS)
+    assert model.started.wait(WAIT)
+    (big,) = batcher.submit([enc(*(f"b{i}" for i in range(20)))], OPTIONS)
+    if overlaps:
+        wait_until(lambda: len(model.calls) == 2)
+    else:
+        time.sleep(0.2)  # room to start, were the cap ignored
+        assert len(model.calls) == 1
+    model.release.set()
+    assert small.result(WAIT) == ("s",)
+    assert len(big.result(WAIT)) == 20
+    batcher.close(WAIT)
+    assert batcher._in_flight_bytes == 0

@@ -63,8 +63,9 @@ class BatchingOptions:
     # against: "request" makes one call per request, "paragraph" one call per paragraph of
     # a request (Argos Translate, behind LibreTranslate, calls translate_batch per line).
     mode: str = "dynamic"
-    # Estimated decoding memory per generate call (0: no limit); with N workers the batches
-    # in flight hold at most N times this. Needs the batcher's ``cost`` function.
+    # Estimated decoding memory per generate call (0: no limit). The batches in flight hold
+    # at most ``workers`` times this together: a batch over its share (one long sentence)
+    # waits until the others leave room. Needs the batcher's ``cost`` function.
     max_batch_bytes: int = 0
 
     def __post_init__(self) -> None:
@@ -119,13 +120,15 @@ class Batcher:
         cost: Callable[[int, int, DecodingOptions], int] | None = None,
     ) -> None:
         """``cost(sentences, longest_source, options)`` estimates a call's decoding memory in
-        bytes; with ``options.max_batch_bytes`` it caps every batch (a sentence too large
-        for the cap alone is still decoded, alone)."""
+        bytes; with ``options.max_batch_bytes`` it caps every batch and the batches in flight
+        (a sentence too large for the whole cap still decodes, alone)."""
         if options.max_batch_tokens < 1 or options.max_queued < 1:
             raise ValueError("max_batch_tokens and max_queued must be at least 1")
         self.model = model
         self.options = options
         self._cost = cost if options.max_batch_bytes > 0 else None
+        self._memory_cap = options.max_batch_bytes * max(1, options.workers)
+        self._in_flight_bytes = 0  # estimated memory of the batches being decoded
         self.stats = BatcherStats()
         # One FIFO lane per decoding options: a generate call has one set of options.
         self._lanes: dict[DecodingOptions, deque[_Item]] = {}
@@ -311,10 +314,13 @@ class Batcher:
         self.stats.expired += len(expired)
         if not window:
             return [], expired
+        max_bytes = self.options.max_batch_bytes
+        if self._in_flight_bytes:
+            max_bytes = min(max_bytes, self._memory_cap - self._in_flight_bytes)
         if not self.options.enabled or seen <= limit:
-            batch = _fill_in_order(window, limit, self._fits(options))
+            batch = _fill_in_order(window, limit, self._fits(options, max_bytes))
         else:
-            batch = _fill_by_length(window, self._fits(options, limit))
+            batch = _fill_by_length(window, self._fits(options, max_bytes, limit))
         for item in batch:
             item.state = _TAKEN
             self._live -= 1
@@ -324,10 +330,12 @@ class Batcher:
             self._compact_locked()
         return batch, expired
 
-    def _fits(self, options: DecodingOptions, limit: int = 0) -> Callable[[int, int], bool]:
+    def _fits(
+        self, options: DecodingOptions, max_bytes: int, limit: int = 0
+    ) -> Callable[[int, int], bool]:
         """Whether ``count`` sentences padded to ``longest`` tokens make an acceptable call:
-        within ``limit`` padded tokens (when given) and the memory cap."""
-        cost, max_bytes = self._cost, self.options.max_batch_bytes
+        within ``limit`` padded tokens (when given) and ``max_bytes`` of decoding memory."""
+        cost = self._cost
 
         def fits(count: int, longest: int) -> bool:
             if limit and count * longest > limit:
@@ -349,6 +357,9 @@ class Batcher:
                             return
                         self._cond.wait()
                         continue
+                    if self._no_room_locked():
+                        self._cond.wait()  # a finishing batch notifies
+                        continue
                     if wait > 0 and not self._closed and self._tokens < budget:
                         found = self._oldest_locked()
                         if found is not None:
@@ -358,6 +369,8 @@ class Batcher:
                                 continue
                     break
                 batch, expired = self._take_locked(time.monotonic())
+                held = self._batch_bytes(batch)
+                self._in_flight_bytes += held
                 self._idle -= 1
                 if self._live:
                     self._cond.notify()  # another idle worker may take the rest
@@ -368,6 +381,25 @@ class Batcher:
             finally:
                 with self._cond:
                     self._idle += 1
+                    if held:
+                        self._in_flight_bytes -= held
+                        self._cond.notify_all()
+
+    def _batch_bytes(self, batch: list[_Item]) -> int:
+        if self._cost is None or not batch:
+            return 0
+        return self._cost(len(batch), max(i.size for i in batch), batch[0].options)
+
+    def _no_room_locked(self) -> bool:
+        """True when batches are decoding and the oldest sentence alone would take the
+        memory in flight over the cap: wait for them (it then decodes, alone if need be)."""
+        if self._cost is None or not self._in_flight_bytes:
+            return False
+        found = self._oldest_locked()
+        if found is None:
+            return False
+        options, head = found
+        return self._in_flight_bytes + self._cost(1, head.size, options) > self._memory_cap
 
     def _process(self, batch: list[_Item]) -> None:
         live = [item for item in batch if item.future.set_running_or_notify_cancel()]
