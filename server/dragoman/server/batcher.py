@@ -16,6 +16,9 @@ what is queued into ``generate`` calls of at most ``max_batch_tokens`` source to
   against the queue bound).
 * The queue is bounded (``max_queued`` sentences): a call that would exceed it is refused
   at once with :class:`Overloaded` instead of piling up memory and latency.
+* Optionally the decoding memory is bounded too (``max_batch_bytes`` with a ``cost``
+  estimate): batches shrink to fit, and one over its share waits for room.
+* ``mode`` "request" and "paragraph" switch cross-request batching off, to measure against.
 
 Decoding happens on the worker threads, never on the caller's (the asyncio loop only awaits
 the returned futures).
