@@ -94,8 +94,8 @@ class ServerConfig:
                      "max_queued", "workers", "summary_sentences"):
             if getattr(self, name) < 1:
                 raise InvalidInput(f"{name} must be at least 1")
-        for name in ("intra_threads", "decode_memory_mb", "cache_entries", "cache_mb", "max_loaded_models",
-                     "max_loaded_mb", "beam_size"):
+        for name in ("intra_threads", "decode_memory_mb", "cache_entries", "cache_mb",
+                     "max_loaded_models", "max_loaded_mb", "beam_size"):
             if getattr(self, name) < 0:
                 raise InvalidInput(f"{name} must not be negative")
 

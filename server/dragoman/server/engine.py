@@ -8,6 +8,7 @@ manifest, so the layers above only speak ISO 639-1 codes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -71,7 +72,6 @@ class Seq2SeqModel:
         import ctranslate2  # here, not at import: the CLI and config stay light
 
         self._source_tok, self._target_tok = load_tokenizers(model_dir, manifest.tokenizer)
-        self.shape: ModelShape | None = read_shape(model_dir)
         self._lock = threading.Lock()
         self._active = 0
         kwargs: dict[str, object] = {
@@ -120,6 +120,11 @@ class Seq2SeqModel:
         with self._lock:
             if not self._translator.model_is_loaded:
                 self._translator.load_model()
+
+    @functools.cached_property
+    def shape(self) -> ModelShape | None:
+        """Decoder dimensions from ``model.bin``, read on first use (only a memory cap needs them)."""
+        return read_shape(self.path)
 
     def batch_bytes(self, sentences: int, longest: int, options: DecodingOptions) -> int:
         """Estimated decoding memory of one call (0 when the model's shape is unknown)."""
