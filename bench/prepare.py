@@ -36,7 +36,7 @@ class ModelRecipe:
     ffn: int = 2048
     # opus-mt-en-de's vocabulary size; the docstring corpus yields ~13k SentencePiece pieces
     # and the rest are never-emitted padding pieces, so the output projection costs the same.
-    vocab_size: int = 58101
+    vocab_size: int | None = 58101  # None: the SentencePiece model's own size
     sentencepiece_pieces: int = 32000  # upper bound; a small corpus yields fewer
     quantization: str = "int8"
     max_input_tokens: int = 256  # Argos/OPUS-MT-like input window (longer sentences are split)
@@ -57,7 +57,7 @@ def prepare(workdir: Path, recipe: ModelRecipe = ModelRecipe()) -> Path:
     sp_model = train_sentencepiece(
         corpus.training_text(), workdir / "sp" / "docstrings", vocab_size=recipe.sentencepiece_pieces
     )
-    logger.info("building the random-weight model (vocabulary %d)", recipe.vocab_size)
+    logger.info("building the random-weight model (vocabulary %s)", recipe.vocab_size)
     if model_dir.exists():
         shutil.rmtree(model_dir)
     build_random_model(

@@ -69,6 +69,10 @@ class Plan:
 FULL = Plan(docs=128, chars=2000, clients=(1, 8, 32, 128), budgets=(512, 1024, 2048, 4096),
             unbatched_clients=32, latency_repeats=40, single_client_docs=16, short_requests=640,
             argos_threads=True)
+SMOKE = Plan(docs=4, chars=600, clients=(1, 2), budgets=(512,), unbatched_clients=2,
+             latency_repeats=2, single_client_docs=2, short_requests=6, argos_threads=False)
+SMOKE_RECIPE = prepare.ModelRecipe(layers=1, d_model=128, heads=2, ffn=256, vocab_size=None,
+                                   sentencepiece_pieces=2000)
 QUICK = Plan(docs=32, chars=1500, clients=(1, 8, 32), budgets=(512, 1024),
              unbatched_clients=32, latency_repeats=15, single_client_docs=6, short_requests=160,
              argos_threads=False)
@@ -143,6 +147,9 @@ def _start(store: Path, workdir: Path, name: str, flags: dict[str, object]) -> t
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller workload, fewer configurations")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a toy model and a few documents: checks the script runs (tests use it); "
+                             "its numbers mean nothing")
     parser.add_argument("--workdir", type=Path, default=Path.home() / ".cache" / "dragoman-bench",
                         help="where the model store is built and server logs go")
     default_threads = f"{_config_default('inter_threads')}x{_config_default('intra_threads')}"
@@ -167,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s")
 
-    plan = QUICK if args.quick else FULL
+    plan = SMOKE if args.smoke else QUICK if args.quick else FULL
+    recipe = SMOKE_RECIPE if args.smoke else prepare.ModelRecipe()
     if args.clients:
         plan = _replace(plan, clients=tuple(int(c) for c in args.clients.split(",")))
     if args.budgets:
@@ -182,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# host: {os.cpu_count()} cores, load average {load:.2f} at start; threads "
           f"inter={threads[0]} intra={threads[1]}; server max_batch_tokens={args.budget}, "
           f"batch_wait_ms={args.wait_ms}")
-    store = prepare.prepare(args.workdir)
-    recipe = prepare.ModelRecipe()
+    store = prepare.prepare(args.workdir, recipe)
     docs, model = _workload(store, plan)
     singles = _one_sentence_requests(docs, model, plan.short_requests)
     options = model.default_options()
