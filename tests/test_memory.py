@@ -14,9 +14,7 @@ from dragoman.server.config import load_config
 from dragoman.server.engine import DecodingOptions
 from dragoman.server.memory import FLOAT_BYTES, VOCAB_VECTORS, ModelShape, read_shape
 from tests.support.tinymodels import build_random_model
-from tests.test_batcher import (  # noqa: F401 - gated is a fixture
-    OPTIONS, WAIT, FakeModel, enc, gated, start_blocked, wait_until,
-)
+from tests.test_batcher import OPTIONS, WAIT, FakeModel, enc, start_blocked, wait_until
 
 
 def test_shape_of_a_random_transformer(tmp_path: Path, sp_model: Path) -> None:
@@ -45,7 +43,8 @@ def per_sentence_cost(count: int, longest: int, options: DecodingOptions) -> int
     return count * 100
 
 
-def test_memory_cap_shrinks_batches(gated: FakeModel) -> None:
+def test_memory_cap_shrinks_batches() -> None:
+    gated = FakeModel(gate=True)
     batcher = Batcher(gated, BatchingOptions(wait_ms=0.0, max_batch_bytes=250), cost=per_sentence_cost)
     (blocker,) = batcher.submit([enc("blocker")], OPTIONS)
     assert gated.started.wait(WAIT)
@@ -66,7 +65,8 @@ def test_a_sentence_over_the_cap_still_decodes_alone() -> None:
     assert [len(c) for c in model.calls] == [1, 1]
 
 
-def test_no_cap_without_a_budget(gated: FakeModel) -> None:
+def test_no_cap_without_a_budget() -> None:
+    gated = FakeModel(gate=True)
     batcher, _ = start_blocked(gated)
     futures = batcher.submit([enc(f"s{i}") for i in range(5)], OPTIONS)
     gated.release.set()
