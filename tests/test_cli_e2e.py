@@ -171,3 +171,6 @@ def test_sigterm_drains_in_flight_call(argos_store: Path, swapcase) -> None:  # 
     assert out == swapcase(sentence) + "\n"  # the CLI ends terminal output with a newline
     assert server.proc.returncode == 0
     assert "shutting down" in log and "stopped" in log
+    # the effective decoding set-up at start, and what the batcher did, at exit
+    assert "batches of up to 100000 tokens, batching dynamic, memory cap none" in log
+    assert re.search(r"model argos-en-fr: 1 generate calls, 1 sentences", log), log

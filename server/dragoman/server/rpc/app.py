@@ -138,6 +138,12 @@ async def start(service: Dragoman, config: ServerConfig) -> ServerHandle:
     await handle.server.start()
     logger.info("listening on %s (port %d); models in %s", config.address, handle.port,
                 service.registry.store.root)
+    logger.info(
+        "decoding: %d replica(s) x %d thread(s) per model, batches of up to %d tokens, "
+        "batching %s, memory cap %s", config.inter_threads, config.intra_threads,
+        config.max_batch_tokens, config.batching,
+        f"{config.decode_memory_mb} MB" if config.decode_memory_mb else "none",
+    )
     names = models_to_preload(service, config)
     started = time.monotonic()
     loop = asyncio.get_running_loop()
