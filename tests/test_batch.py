@@ -119,6 +119,21 @@ def test_jsonl_every_record_translated_and_other_fields_untouched(
     assert json.loads((tmp_path / f"out{suffix}.state.json").read_text())["complete"] is True
 
 
+def test_jsonl_wrapped_text_is_translated_by_paragraph(
+    tmp_path: Path, local_env: Path, swapcase
+) -> None:  # type: ignore[no-untyped-def]
+    body = "The bridge will reopen\nnext week.\n\nCracks were found\nin May.\n"
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "w", "text": body}) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert run_cli("translate", "--to", "de", "--from", "en", "--local", "--format", "wrapped",
+                   str(source), "-o", str(out)) == 0
+    [record] = read_jsonl(out)
+    assert record["text_de"] == translated(body, swapcase, "wrapped")
+    assert record["text_de"] == (f"{swapcase('The bridge will reopen next week.')}\n\n"
+                                 f"{swapcase('Cracks were found in May.')}\n")
+
+
 def test_jsonl_custom_fields_and_markdown_text(
     tmp_path: Path, local_env: Path, swapcase
 ) -> None:  # type: ignore[no-untyped-def]

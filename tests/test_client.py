@@ -359,7 +359,7 @@ def test_unmapped_status_is_a_plain_dragoman_error(client: Client) -> None:
 
 def test_bad_options_are_rejected_before_calling(client: Client, fake: FakeServer) -> None:
     before = len(fake.translation.requests)
-    with pytest.raises(InvalidArgument, match="format must be one of plain, html, markdown"):
+    with pytest.raises(InvalidArgument, match="format must be one of plain, html, markdown, wrapped"):
         client.translate("x", "en", format="pdf")
     with pytest.raises(InvalidArgument, match="beam_size must be a non-negative integer"):
         client.translate("x", "en", beam_size=-1)

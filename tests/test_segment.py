@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import unicodedata
 
 import pytest
@@ -253,3 +254,28 @@ def test_paragraph_numbers_follow_line_breaks_and_markup(text: str, fmt: TextFor
     doc = split_document(text, "en", fmt)
     assert doc.paragraphs() == expected
     assert len(doc.paragraphs()) == len(doc.sentences)
+
+
+@pytest.mark.parametrize("seed", range(150))
+def test_random_wrapped_text_round_trips(seed: int) -> None:
+    rng = random.Random(3000 + seed)
+    text = random_text(rng, PUNCTUATION)
+    doc = check_invariants(text, TextFormat.WRAPPED)
+    for n, i in enumerate(doc.sentence_index):
+        piece = doc.pieces[i]
+        assert not re.search(r"\n[ \t]*\n|\r[ \t]*\r|[\x0c\u2028]", piece), "never across paragraphs"
+        assert "\n" not in doc.sentences[n] and "\r" not in doc.sentences[n], "soft breaks become spaces"
+
+
+def test_wrapped_text_runs_sentences_across_single_line_breaks() -> None:
+    text = ("The minister said on Tuesday that the\nbridge would reopen. Engineers\r\n"
+            "  are still checking.\n \nA second paragraph\rhere.\x0cPage two.")
+    doc = split_document(text, "en", TextFormat.WRAPPED)
+    assert doc.sentences == [
+        "The minister said on Tuesday that the bridge would reopen.",
+        "Engineers are still checking.", "A second paragraph here.", "Page two.",
+    ]
+    assert doc.rebuild(doc.sentences) == text  # unchanged sentences keep their line breaks
+    assert doc.rebuild([s.upper() for s in doc.sentences]) == (
+        "THE MINISTER SAID ON TUESDAY THAT THE BRIDGE WOULD REOPEN. ENGINEERS ARE STILL CHECKING."
+        "\n \nA SECOND PARAGRAPH HERE.\x0cPAGE TWO.")

@@ -96,6 +96,22 @@ def test_translate_html_keeps_markup(stubs, swapcase) -> None:  # type: ignore[n
     assert swapcase("The museum will reopen.") in resp.text
 
 
+def test_translate_wrapped_text_joins_sentences_across_soft_line_breaks(stubs, swapcase) -> None:  # type: ignore[no-untyped-def]
+    translation, _ = stubs
+    text = ("The bridge will reopen\nnext week, officials said.\r\nCracks were found in\nMay.\n\n"
+            "Traffic resumes on\nMonday.\n")
+    resp = translation.Translate(pb.TranslateRequest(
+        text=text, source_language="en", target_language="de", format=pb.TEXT_FORMAT_WRAPPED), timeout=30)
+    first = swapcase("The bridge will reopen next week, officials said.")
+    # breaks inside a sentence are re-flowed; the ones between sentences stay
+    assert resp.text == (f"{first}\r\n{swapcase('Cracks were found in May.')}\n\n"
+                         f"{swapcase('Traffic resumes on Monday.')}\n")
+    assert resp.sentences == 3
+    plain = translation.Translate(pb.TranslateRequest(
+        text=text, source_language="en", target_language="de"), timeout=30)
+    assert plain.sentences == 6  # plain text: every line on its own
+
+
 def test_pivot_free_identity_pair(stubs) -> None:  # type: ignore[no-untyped-def]
     translation, _ = stubs
     resp = translation.Translate(pb.TranslateRequest(

@@ -16,6 +16,7 @@ TEXT_FORMATS: dict[str, int] = {
     "plain": translation_pb2.TEXT_FORMAT_PLAIN,
     "html": translation_pb2.TEXT_FORMAT_HTML,
     "markdown": translation_pb2.TEXT_FORMAT_MARKDOWN,
+    "wrapped": translation_pb2.TEXT_FORMAT_WRAPPED,
 }
 SUMMARY_METHODS: dict[str, int] = {
     "auto": summarisation_pb2.SUMMARY_METHOD_UNSPECIFIED,

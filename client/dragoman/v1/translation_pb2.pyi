@@ -13,10 +13,12 @@ class TextFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TEXT_FORMAT_PLAIN: _ClassVar[TextFormat]
     TEXT_FORMAT_HTML: _ClassVar[TextFormat]
     TEXT_FORMAT_MARKDOWN: _ClassVar[TextFormat]
+    TEXT_FORMAT_WRAPPED: _ClassVar[TextFormat]
 TEXT_FORMAT_UNSPECIFIED: TextFormat
 TEXT_FORMAT_PLAIN: TextFormat
 TEXT_FORMAT_HTML: TextFormat
 TEXT_FORMAT_MARKDOWN: TextFormat
+TEXT_FORMAT_WRAPPED: TextFormat
 
 class TranslateRequest(_message.Message):
     __slots__ = ("id", "text", "source_language", "target_language", "format", "beam_size")

@@ -27,6 +27,7 @@ from dragoman.client.cli.common import (
     server_address,
 )
 from dragoman.client.errors import DragomanError as ClientError
+from dragoman.client.results import TEXT_FORMATS
 
 MODELS_HELP = "model store for --local and --engine ray (default: $DRAGOMAN_MODELS, else the per-user data folder)"
 INPUT_FORMATS = ("auto", "jsonl", "folder", "tar", "zip", "warc", "parquet")
@@ -110,7 +111,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="field for the result (default: text_LANG, or summary[_LANG])")
     fields.add_argument("--title-output-field", default="", metavar="NAME",
                         help="field for the translated title (default: title_LANG)")
-    fields.add_argument("--format", choices=("plain", "html", "markdown"), default="plain",
+    fields.add_argument("--format", choices=list(TEXT_FORMATS), default="plain",
                         help="format of JSONL text fields (files: from their suffix)")
     fields.add_argument("--warc-id", choices=("record", "uri"), default="record",
                         help="id of a WARC page: its WARC-Record-ID or its target URI")

@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 from dragoman.server.errors import InvalidInput
 
 Task = Literal["translate", "summarise"]
-TEXT_FORMATS = ("plain", "html", "markdown")
+TEXT_FORMATS = ("plain", "html", "markdown", "wrapped")
 METHODS = ("auto", "extractive", "abstractive")
 
 # Error codes of input problems found before any model sees the document. Failures reported

@@ -19,6 +19,7 @@ _FORMATS = {
     pb.TEXT_FORMAT_PLAIN: TextFormat.PLAIN,
     pb.TEXT_FORMAT_HTML: TextFormat.HTML,
     pb.TEXT_FORMAT_MARKDOWN: TextFormat.MARKDOWN,
+    pb.TEXT_FORMAT_WRAPPED: TextFormat.WRAPPED,
 }
 _METHODS_IN = {
     spb.SUMMARY_METHOD_UNSPECIFIED: "auto",

@@ -29,6 +29,7 @@ class TextFormat(enum.Enum):
     PLAIN = "plain"
     HTML = "html"
     MARKDOWN = "markdown"
+    WRAPPED = "wrapped"  # plain text whose single line breaks are soft (hard-wrapped prose)
 
 
 # Whitespace that HTML rendering (and Markdown soft breaks) collapse to one space. No-break
@@ -36,6 +37,12 @@ class TextFormat(enum.Enum):
 _COLLAPSIBLE = re.compile(r"[ \t\r\n\f]+")
 _LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 # The charref pattern of html.unescape, so entity boundaries map back to the source.
+# A line break with the spaces around it, inside a paragraph of wrapped text.
+_SOFT_BREAK = re.compile(r"[ \t]*(?:\r\n|[\n\r])[ \t]*")
+# What separates the paragraphs of wrapped text: blank lines, and the line-break characters
+# that are never soft (form feed, vertical tab, the Unicode line and paragraph separators...).
+_PARAGRAPH_BREAK = re.compile(
+    r"(?:\r\n|[\n\r])(?:[ \t]*(?:\r\n|[\n\r]))+|[\v\f\x1c-\x1e\x85\u2028\u2029]")
 _CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
 
 
@@ -45,6 +52,8 @@ def _sentence_text(piece: str, fmt: TextFormat) -> str:
         return _COLLAPSIBLE.sub(" ", html.unescape(piece))
     if fmt is TextFormat.MARKDOWN:
         return _COLLAPSIBLE.sub(" ", piece)
+    if fmt is TextFormat.WRAPPED:
+        return _SOFT_BREAK.sub(" ", piece)
     return piece
 
 
@@ -144,6 +153,15 @@ def _lines(text: str, start: int, end: int) -> Iterator[Span]:
     yield position, end
 
 
+def _paragraphs(text: str) -> Iterator[Span]:
+    """Paragraph spans of wrapped text (blank lines and hard breaks excluded)."""
+    position = 0
+    for m in _PARAGRAPH_BREAK.finditer(text):
+        yield position, m.start()
+        position = m.end()
+    yield position, len(text)
+
+
 def split_sentences(text: str, language: str) -> list[Span]:
     """Sentence spans ``(start, end)`` of plain text, stripped of surrounding whitespace.
 
@@ -220,15 +238,21 @@ def _assemble(text: str, spans: Iterator[Span], fmt: TextFormat) -> Document:
 def split_document(text: str, language: str, fmt: TextFormat = TextFormat.PLAIN) -> Document:
     """Cut ``text`` into verbatim pieces and translatable sentences.
 
-    Plain text keeps every line break and all whitespace; each line is a block. HTML translates
-    only text nodes (see :func:`~dragoman.server.text.markup.html_text_ranges`); Markdown only
-    prose (see :func:`~dragoman.server.text.markup.markdown_text_ranges`). Sentences hold at least
-    one letter.
+    Plain text keeps every line break and all whitespace; each line is a block. Wrapped text
+    keeps them too, but a paragraph (up to a blank line) is the block, so a sentence may run
+    across its single line breaks. HTML translates only text nodes (see
+    :func:`~dragoman.server.text.markup.html_text_ranges`); Markdown only prose (see
+    :func:`~dragoman.server.text.markup.markdown_text_ranges`). Sentences hold at least one
+    letter.
     """
     fmt = TextFormat(fmt)
     language = base_language(language)
     if fmt is TextFormat.PLAIN:
         spans: Iterator[Span] = iter(split_sentences(text, language))
+    elif fmt is TextFormat.WRAPPED:
+        # The segmenter ends sentences at a "\r": give it "\n" line ends of the same length.
+        lf = text.replace("\r\n", " \n").replace("\r", "\n")
+        spans = (s for r in _paragraphs(lf) for s in _segment(lf, *r, language))
     elif fmt is TextFormat.HTML:
         spans = (s for r in html_text_ranges(text) for s in _html_spans(text, *r, language))
     else:
