@@ -21,7 +21,9 @@ from dragoman.server.futures import chain, completed, gather, recover, then
 from dragoman.server.registry import Leg, ModelRegistry, Route
 from dragoman.server.summarise.extractive import summarise_extractive
 from dragoman.server.text.langdetect import Detection, detect_language, is_language_code
-from dragoman.server.text.segment import TextFormat, joiner, split_document, split_to_fit
+from dragoman.server.text.segment import (
+    Document, TextFormat, joiner, split_document, split_to_fit,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +251,11 @@ class Dragoman:
             )
 
         return then(self.translate_sentences(
-            route, doc.sentences, beam, deadline, doc.paragraphs()), finish)
+            route, doc.sentences, beam, deadline, self._paragraphs(doc)), finish)
+
+    def _paragraphs(self, doc: Document) -> tuple[int, ...] | None:
+        """Paragraph numbers, needed only by the per-paragraph comparison mode."""
+        return doc.paragraphs() if self.registry.batching.mode == "paragraph" else None
 
     def translate_sentences(
         self, route: Route, sentences: Sequence[str], beam_size: int = 0,
@@ -384,7 +390,7 @@ class Dragoman:
                     req.id, summary, language, target, used, models, passes, count))
             doc = split_document(summary, language)
             return then(
-                self.translate_sentences(route, doc.sentences, 0, deadline, doc.paragraphs()),
+                self.translate_sentences(route, doc.sentences, 0, deadline, self._paragraphs(doc)),
                 lambda done: SummariseOutput(
                     req.id, doc.rebuild(done.sentences), language, target, used,
                     models + route.models, passes, count,

@@ -36,13 +36,13 @@ class TextFormat(enum.Enum):
 # spaces are meaningful and kept.
 _COLLAPSIBLE = re.compile(r"[ \t\r\n\f]+")
 _LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
-# The charref pattern of html.unescape, so entity boundaries map back to the source.
 # A line break with the spaces around it, inside a paragraph of wrapped text.
 _SOFT_BREAK = re.compile(r"[ \t]*(?:\r\n|[\n\r])[ \t]*")
 # What separates the paragraphs of wrapped text: blank lines, and the line-break characters
 # that are never soft (form feed, vertical tab, the Unicode line and paragraph separators...).
 _PARAGRAPH_BREAK = re.compile(
     r"(?:\r\n|[\n\r])(?:[ \t]*(?:\r\n|[\n\r]))+|[\v\f\x1c-\x1e\x85\u2028\u2029]")
+# The charref pattern of html.unescape, so entity boundaries map back to the source.
 _CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
 
 
