@@ -136,6 +136,13 @@ class Session:
     def peak(self) -> int:
         return max((r.peak_rss for r in self.runs), default=self.idle)
 
+    def measure(self, server: measure.ServerProcess, name: str, docs: list[measure.Doc],
+                clients: int) -> None:
+        """Drive ``server`` with ``clients`` concurrent callers over ``docs``; keep the run."""
+        run = measure.service_run(server, name, docs, clients, _tokens(docs))
+        self.runs.append(run)
+        print(f"  {run.name}: {run.seconds:.1f}s")
+
 
 def _start(store: Path, workdir: Path, name: str, flags: dict[str, object]) -> tuple[measure.ServerProcess, int]:
     server = measure.ServerProcess(store, flags, workdir / f"server-{name}.log")
@@ -217,7 +224,6 @@ def main(argv: list[str] | None = None) -> int:
     del tr
     gc.collect()
 
-    articles = sum(len(s) for d in docs for s in d.sources)
     clients = plan.unbatched_clients
     sessions: list[Session] = []
 
@@ -232,49 +238,32 @@ def main(argv: list[str] | None = None) -> int:
         served = measure.service_latencies(server, SHORT_SENTENCE, plan.latency_repeats)
         for n in plan.clients:
             subset = docs[: plan.single_client_docs] if n == 1 else docs
-            default.runs.append(measure.service_run(
-                server, f"(b) service, {n} client{'s' * (n > 1)}", subset, n, _tokens(subset)))
-            print(f"  {default.runs[-1].name}: {default.runs[-1].seconds:.1f}s")
-        default.runs.append(measure.service_run(
-            server, f"(b') service, {clients} clients, one-sentence requests", singles, clients,
-            _tokens(singles)))
-        print(f"  {default.runs[-1].name}: {default.runs[-1].seconds:.1f}s")
+            default.measure(server, f"(b) service, {n} client{'s' * (n > 1)}", subset, n)
+        default.measure(server, f"(b') service, {clients} clients, one-sentence requests", singles, clients)
 
     # (m) the service with a decoding-memory cap
-    caps = [int(m) for m in args.memory_mb.split(",") if m.strip()]
-    for cap in caps:
+    for cap in [int(m) for m in args.memory_mb.split(",") if m.strip()]:
         bounded, server = session(f"dynamic, --decode-memory-mb {cap}",
                                   _server_flags(threads, args.budget, "dynamic", args.wait_ms, cap))
         with server:
-            bounded.runs.append(measure.service_run(
-                server, f"(m) service, --decode-memory-mb {cap}, {clients} clients",
-                docs, clients, articles))
-            print(f"  {bounded.runs[-1].name}: {bounded.runs[-1].seconds:.1f}s")
+            bounded.measure(server, f"(m) service, --decode-memory-mb {cap}, {clients} clients", docs, clients)
 
     # (c) no cross-request batching: one call per paragraph (Argos Translate) or per request
     naive, server = session("paragraph", _server_flags(threads, args.budget, "paragraph", args.wait_ms))
     with server:
-        naive.runs.append(measure.service_run(
-            server, f"(c) one call per paragraph (Argos), {clients} clients", docs, clients, articles))
-        print(f"  {naive.runs[-1].name}: {naive.runs[-1].seconds:.1f}s")
-        naive.runs.append(measure.service_run(
-            server, f"(c') one call per request, {clients} clients, one-sentence requests",
-            singles, clients, _tokens(singles)))
-        print(f"  {naive.runs[-1].name}: {naive.runs[-1].seconds:.1f}s")
+        naive.measure(server, f"(c) one call per paragraph (Argos), {clients} clients", docs, clients)
+        naive.measure(server, f"(c') one call per request, {clients} clients, one-sentence requests",
+                      singles, clients)
     per_request, server = session("request", _server_flags(threads, args.budget, "request", args.wait_ms))
     with server:
-        per_request.runs.append(measure.service_run(
-            server, f"(c2) one call per request, {clients} clients", docs, clients, articles))
-        print(f"  {per_request.runs[-1].name}: {per_request.runs[-1].seconds:.1f}s")
+        per_request.measure(server, f"(c2) one call per request, {clients} clients", docs, clients)
     if plan.argos_threads:
         cores = os.cpu_count() or 1
         argos, server = session(f"paragraph, threads 1x{cores}",
                                 _server_flags((1, cores), args.budget, "paragraph", args.wait_ms))
         with server:
-            argos.runs.append(measure.service_run(
-                server, f"(c3) one call per paragraph, Argos's threads (1 x {cores}), {clients} clients",
-                docs, clients, articles))
-            print(f"  {argos.runs[-1].name}: {argos.runs[-1].seconds:.1f}s")
+            argos.measure(server, f"(c3) one call per paragraph, Argos's threads (1 x {cores}), "
+                                  f"{clients} clients", docs, clients)
 
     _report(best, raw_runs, sessions, direct, served, len(short), load, os.getloadavg()[0], raw_base)
     return 1 if any(r.errors for s in sessions for r in s.runs) else 0
