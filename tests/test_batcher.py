@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,6 +74,35 @@ def wait_until(condition: Callable[[], bool]) -> None:
         time.sleep(0.001)
 
 
+def submit_from_threads(
+    batcher: Batcher, requests: Sequence[Sequence[Any]], encode: Callable[[Any], Encoded],
+    options: DecodingOptions, decode: Callable[[tuple[str, ...]], Any], *, clients: int,
+    wait: float,
+) -> dict[int, list[Any]]:
+    """Submit every request from ``clients`` threads at once; each thread waits for its
+    results before its next request. Closes the batcher; re-raises the first client error."""
+    results: dict[int, list[Any]] = {}
+    errors: list[BaseException] = []
+
+    def client(indexes: range) -> None:
+        try:
+            for r in indexes:
+                futures = batcher.submit([encode(s) for s in requests[r]], options)
+                results[r] = [decode(f.result(wait)) for f in futures]
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(range(i, len(requests), clients),))
+               for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(wait)
+    batcher.close(WAIT)
+    assert not errors, errors[0]
+    return results
+
+
 @pytest.fixture
 def gated() -> FakeModel:
     return FakeModel(gate=True)
@@ -94,24 +124,8 @@ def test_results_reach_the_right_request_in_order_under_heavy_concurrency() -> N
         [tuple(f"r{r}s{s}t{t}" for t in range(rng.randint(1, 25))) for s in range(rng.randint(1, 12))]
         for r in range(240)
     ]
-    results: dict[int, list[tuple[str, ...]]] = {}
-    errors: list[BaseException] = []
-
-    def client(indexes: range) -> None:
-        try:
-            for r in indexes:
-                futures = batcher.submit([Encoded(s) for s in requests[r]], OPTIONS)
-                results[r] = [f.result(WAIT) for f in futures]
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=client, args=(range(i, 240, 24),)) for i in range(24)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    batcher.close(WAIT)
-    assert not errors, errors[0]
+    results = submit_from_threads(
+        batcher, requests, lambda s: Encoded(s), OPTIONS, lambda out: out, clients=24, wait=60)
     for r, sentences in enumerate(requests):
         assert results[r] == [tuple(reversed(s)) for s in sentences], f"request {r}"
     decoded = model.decoded()
@@ -349,24 +363,9 @@ def test_real_copy_model_under_concurrency(copy_store: Path, swapcase: Callable[
     options = model.default_options()
     rng = random.Random(3)
     requests = [rng.sample(COPY_CORPUS, rng.randint(1, 6)) for _ in range(48)]
-    results: dict[int, list[str]] = {}
-    errors: list[BaseException] = []
-
-    def client(indexes: range) -> None:
-        try:
-            for r in indexes:
-                futures = batcher.submit([model.encode(s, "en", "de") for s in requests[r]], options)
-                results[r] = [model.decode(f.result(60)) for f in futures]
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    threads = [threading.Thread(target=client, args=(range(i, 48, 12),)) for i in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    batcher.close(WAIT)
-    assert not errors, errors[0]
+    results = submit_from_threads(
+        batcher, requests, lambda s: model.encode(s, "en", "de"), options, model.decode,
+        clients=12, wait=120)
     for r, sentences in enumerate(requests):
         assert results[r] == [swapcase(s) for s in sentences], f"request {r}"
     assert batcher.stats.sentences == sum(len(r) for r in requests)
