@@ -21,20 +21,22 @@ TEXT_FORMAT_MARKDOWN: TextFormat
 TEXT_FORMAT_WRAPPED: TextFormat
 
 class TranslateRequest(_message.Message):
-    __slots__ = ("id", "text", "source_language", "target_language", "format", "beam_size")
+    __slots__ = ("id", "text", "source_language", "target_language", "format", "beam_size", "model")
     ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     BEAM_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     id: str
     text: str
     source_language: str
     target_language: str
     format: TextFormat
     beam_size: int
-    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., source_language: _Optional[str] = ..., target_language: _Optional[str] = ..., format: _Optional[_Union[TextFormat, str]] = ..., beam_size: _Optional[int] = ...) -> None: ...
+    model: str
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., source_language: _Optional[str] = ..., target_language: _Optional[str] = ..., format: _Optional[_Union[TextFormat, str]] = ..., beam_size: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
 
 class TranslateResponse(_message.Message):
     __slots__ = ("id", "text", "source_language", "target_language", "model", "models", "pivot_language", "detected", "sentences", "cached_sentences", "error")
