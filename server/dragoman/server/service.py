@@ -24,6 +24,7 @@ from dragoman.server.text.langdetect import Detection, detect_language, is_langu
 from dragoman.server.text.segment import (
     Document, TextFormat, joiner, split_document, split_to_fit,
 )
+from dragoman.server.text.unicode import unicode_problem
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +188,9 @@ class Dragoman:
                 f"text has {len(text)} characters; the limit is {self.limits.max_chars} "
                 "(split the document or raise --max-chars)"
             )
+        problem = unicode_problem(text)
+        if problem:
+            raise InvalidInput(problem)
 
     @staticmethod
     def _check_language(code: str, what: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from dragoman.server.errors import InvalidInput
+from dragoman.server.text.unicode import unicode_problem
 
 Task = Literal["translate", "summarise"]
 TEXT_FORMATS = ("plain", "html", "markdown", "wrapped")
@@ -206,11 +207,16 @@ def requests_for(doc: Document, job: JobOptions) -> list[Request]:
     return requests
 
 
-def precheck(doc: Document) -> Failure | None:
+def precheck(doc: Document, job: JobOptions | None = None) -> Failure | None:
     """Problems worth reporting without a round trip to a model."""
     if not doc.text.strip():
         return Failure(EMPTY_TEXT, "the document has no text")
-    return None
+    # Checked here, for every engine: a string no encoder accepts fails its document, not
+    # the job (the server engine could not even send it).
+    problem = unicode_problem(doc.text)
+    if problem is None and doc.title and (job is None or job.translates_titles):
+        problem = unicode_problem(doc.title, "title")
+    return Failure(InvalidInput.code, problem) if problem else None
 
 
 @dataclass

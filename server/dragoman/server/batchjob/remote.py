@@ -9,15 +9,29 @@ the only part of the batch job that touches gRPC (through ``dragoman.client``).
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from dragoman.client import Client, TranslateInput
 from dragoman.client.errors import DragomanError as ClientError
 from dragoman.server.batchjob.inflight import FutureEngine
 from dragoman.server.batchjob.job import Failure, JobOptions, Reply, Request
+from dragoman.server.errors import InvalidInput
+from dragoman.server.text.unicode import unicode_problem
 
 logger = logging.getLogger(__name__)
+
+INVALID_ARGUMENT = InvalidInput.code
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """The stream is over; ``error`` is why, when it broke."""
+
+    error: BaseException | None
 
 
 def classify(exc: BaseException) -> Failure:
@@ -46,20 +60,44 @@ class RemoteEngine:
         return self._summaries.process(requests)
 
     def _translate(self, requests: Iterable[Request]) -> Iterator[Reply]:
+        """Replies of the stream, and of documents that cannot be sent (answered here, so
+        one of them never ends the stream); a thread merges the two in completion order."""
         job = self.job
-        docs = (TranslateInput(text=r.text, id=r.tag, format=r.format) for r in requests)
+        replies: queue.Queue[Reply | _Ended] = queue.Queue()
+
+        def sendable() -> Iterator[TranslateInput]:
+            for r in requests:
+                problem = unicode_problem(r.text)
+                if problem:
+                    replies.put(Reply(r.ordinal, r.part, failure=Failure(INVALID_ARGUMENT, problem)))
+                    continue
+                yield TranslateInput(text=r.text, id=r.tag, format=r.format)
+
         results = self.client.translate_many(
-            docs, job.target_language, source=job.source_language or None,
+            sendable(), job.target_language, source=job.source_language or None,
             beam_size=job.beam_size, max_in_flight=self.window, on_error="yield",
         )
         self._stream = results
-        for result in results:
-            ordinal, part = Request.parse_tag(result.id)
-            if result.error is not None:
-                yield Reply(ordinal, part,
-                            failure=Failure(result.error.code, result.error.message))
+
+        def pump() -> None:
+            try:
+                for result in results:
+                    ordinal, part = Request.parse_tag(result.id)
+                    if result.error is not None:
+                        replies.put(Reply(ordinal, part,
+                                          failure=Failure(result.error.code, result.error.message)))
+                    else:
+                        replies.put(Reply(ordinal, part, result.text))
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the consumer's thread
+                replies.put(_Ended(exc))
             else:
-                yield Reply(ordinal, part, result.text)
+                replies.put(_Ended(None))
+
+        threading.Thread(target=pump, name="batch-stream", daemon=True).start()
+        while not isinstance(item := replies.get(), _Ended):
+            yield item
+        if item.error is not None:
+            raise item.error
 
     def _summarise(self, request: Request) -> Future[str]:
         assert self._pool is not None

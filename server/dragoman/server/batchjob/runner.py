@@ -215,7 +215,7 @@ class _Feed:
         if isinstance(item, Rejected):
             self._events.put(Outcome(item, failure=Failure(item.code, item.reason)))
             return []
-        failure = precheck(item)
+        failure = precheck(item, self._job)
         if failure is not None:
             self._events.put(Outcome(item, failure=failure))
             return []
@@ -493,7 +493,7 @@ def process_documents(engine: Engine, items: list[Item], job: JobOptions, retrie
         if isinstance(item, Rejected):
             outcomes[item.ordinal] = Outcome(item, failure=Failure(item.code, item.reason))
             continue
-        failure = precheck(item)
+        failure = precheck(item, job)
         if failure is not None:
             outcomes[item.ordinal] = Outcome(item, failure=failure)
             continue

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from dragoman.server.batchjob.job import Document, FieldOptions, JobOptions, Outcome
 from dragoman.server.errors import InvalidInput
+from dragoman.server.text.unicode import unicode_problem
 
 logger = logging.getLogger(__name__)
 
@@ -168,12 +169,16 @@ def error_record(outcome: Outcome) -> str:
     if outcome.failure is None:
         raise ValueError("the outcome did not fail")
     item = outcome.item
-    return json.dumps({
+    record = {
         "id": item.id,
         "location": item.key,
         "code": outcome.failure.code,
         "reason": outcome.failure.reason,
-    }, ensure_ascii=False)
+    }
+    line = json.dumps(record, ensure_ascii=False)
+    if unicode_problem(line):  # e.g. an id with a lone surrogate: escape it, same JSON value
+        line = json.dumps(record)
+    return line
 
 
 class Sink(Protocol):
