@@ -56,6 +56,13 @@ class StoreError(DragomanError):
     code = "FAILED_PRECONDITION"
 
 
+class SourceUnavailable(DragomanError):
+    """A model could not be fetched or written: offline, server error, interrupted or corrupt
+    download, disk full. Not the caller's mistake; retrying later may work."""
+
+    code = "UNAVAILABLE"
+
+
 class ModelFailed(DragomanError):
     """CTranslate2 raised on this input (the server log has the details)."""
 

@@ -10,9 +10,10 @@ after the source and into the target prefix, the tokenizer files, a text prefix 
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from dragoman.server.errors import StoreError
@@ -76,6 +77,10 @@ class Manifest:
     # outputs are capped below it, since going past it fails the whole CTranslate2 batch.
     max_output_tokens: int = 0
     generation: Generation = field(default_factory=Generation)
+    # CTranslate2 quantization the weights were converted to ("float32", "int8", ...): the
+    # server loads the model at this precision unless --compute-type says otherwise. "" = not
+    # recorded (Argos packages, folders installed as they are): loaded as int8.
+    quantization: str = ""
     description: str = ""
     schema_version: int = SCHEMA_VERSION
 
@@ -90,6 +95,11 @@ class Manifest:
             raise StoreError(f"model {self.name}: source and target languages are required")
         if self.max_input_tokens < 8:
             raise StoreError(f"model {self.name}: max_input_tokens must be at least 8")
+        for path in (self.tokenizer.source, self.tokenizer.target):
+            if not is_relative_inside(path):
+                raise StoreError(
+                    f"model {self.name}: tokenizer file {path!r} is outside the model folder"
+                )
 
     def code(self, language: str) -> str:
         """The model's own code for an ISO 639-1 language code."""
@@ -134,7 +144,34 @@ class Manifest:
         return replace(self, name=name)
 
 
+def is_relative_inside(path: str) -> bool:
+    """True for a plain relative path that stays inside its folder ("a/b", not "../b" or "/b")."""
+    if not path or "\\" in path or ":" in path:
+        return False
+    pure = PurePosixPath(path)
+    return not pure.is_absolute() and ".." not in pure.parts
+
+
+def check_confined(model_dir: Path, manifest: Manifest) -> None:
+    """Refuse a model folder whose files resolve outside it (a symlink planted after install).
+
+    The manifest's paths are checked lexically when it is built; this follows links on disk, so
+    neither the tokenizers nor CTranslate2 ever read a file outside the model's folder."""
+    root = model_dir.resolve()
+    names = {manifest.tokenizer.source, manifest.tokenizer.target, "model.bin", "config.json"}
+    for name in sorted(names):
+        path = model_dir / name
+        if not os.path.lexists(path):
+            continue
+        real = Path(os.path.realpath(path))
+        if root not in real.parents:
+            raise StoreError(
+                f"{path} resolves to {real}, outside the model folder; refusing to load it"
+            )
+
+
 def read_manifest(model_dir: Path) -> Manifest:
+    """The folder's manifest, checked: its paths (and what they resolve to) stay inside."""
     path = model_dir / MANIFEST_NAME
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -144,7 +181,9 @@ def read_manifest(model_dir: Path) -> Manifest:
         raise StoreError(f"cannot read {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise StoreError(f"{path} must hold a JSON object")
-    return Manifest.from_dict(data)
+    manifest = Manifest.from_dict(data)
+    check_confined(model_dir, manifest)
+    return manifest
 
 
 def write_manifest(model_dir: Path, manifest: Manifest) -> Path:

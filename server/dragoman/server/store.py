@@ -8,27 +8,50 @@ single byte is written.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
+import re
 import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from dragoman.server.errors import ModelNotFound, StoreError
+
+from dragoman.server.errors import ModelNotFound, SourceUnavailable, StoreError
+from dragoman.server.langcodes import to_iso639_1
 from dragoman.server.manifest import (
     MANIFEST_NAME,
     Manifest,
     Tokenizer,
+    check_confined,
     read_manifest,
     write_manifest,
 )
+from dragoman.server.text.languages import is_language_code
 
 logger = logging.getLogger(__name__)
 
 SP_CANDIDATES = ("sentencepiece.model", "spiece.model", "source.spm", "sentencepiece.bpe.model")
-MAX_UNPACKED_BYTES = 8 * 1024**3
+# The largest model folder an install may write (--max-model-mb): NLLB-200 1.3B in float32 is
+# about 5.5 GB, the catalogue's int8 conversions and every Argos package far less.
+DEFAULT_MAX_MODEL_BYTES = 8 * 1024**3
+MAX_UNPACKED_BYTES = DEFAULT_MAX_MODEL_BYTES
+# What an Argos package's folder holds that a model needs (besides model/); anything else
+# (stanza/, junk) is not unpacked at all.
+ARGOS_FILES = ("metadata.json", "sentencepiece.model", "README.md")
+_NAME_BAD = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def name_from_folder(folder: Path) -> str:
+    """A store name from a source folder's name: ``./opus-mt-en-de-ct2`` -> ``opus-mt-en-de-ct2``."""
+    name = Path(os.path.abspath(folder)).name
+    return (_NAME_BAD.sub("-", name).strip("-.") or "model")[:128]
 
 
 def default_store_dir() -> Path:
@@ -60,8 +83,9 @@ class InstallOptions:
 
 
 class ModelStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES) -> None:
         self.root = Path(root).expanduser()
+        self.max_model_bytes = max_model_bytes
 
     def __repr__(self) -> str:
         return f"ModelStore({str(self.root)!r})"
@@ -105,36 +129,53 @@ class ModelStore:
         Hugging Face checkpoint or native Marian model."""
         source = Path(source).expanduser()
         if not source.exists():
+            if source.is_symlink():
+                raise StoreError(f"{source} is a broken or looping symbolic link")
             raise StoreError(f"{source} does not exist")
         self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".install-", dir=self.root))
-        try:
-            target = staging / "model"
-            if source.is_file():
-                if not zipfile.is_zipfile(source):
-                    raise StoreError(
-                        f"{source} is not a zip/.argosmodel package; give a model folder instead"
-                    )
-                manifest = self._install_argos(source, staging, target, options)
-            elif (source / "model.bin").is_file():
-                manifest = self._install_ct2_folder(source, target, options)
-            elif _is_marian_native(source) or (source / "config.json").is_file():
-                from dragoman.server import convert  # optional extra: transformers + torch
+        with _disk_errors(self.root):
+            staging = Path(tempfile.mkdtemp(prefix=".install-", dir=self.root))
+            try:
+                target = staging / "model"
+                manifest = self._stage(source, staging, target, options)
+                if options.name:
+                    manifest = manifest.with_name(options.name)
+                if options.text_prefix is not None:
+                    manifest = replace(manifest, text_prefix=options.text_prefix)
+                manifest = checked_languages(manifest)
+                self._check_size(target)
+                write_manifest(target, manifest)
+                check_confined(target, manifest)
+                return self._commit(target, manifest, options.force)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
 
-                manifest = convert.convert_model(source, target, options)
-            else:
+    def _stage(
+        self, source: Path, staging: Path, target: Path, options: InstallOptions
+    ) -> Manifest:
+        if source.is_file():
+            if not zipfile.is_zipfile(source):
                 raise StoreError(
-                    f"{source} is neither a CTranslate2 model (model.bin), an Argos package, "
-                    "a Hugging Face checkpoint (config.json) nor a Marian model (decoder.yml)"
+                    f"{source} is not a zip/.argosmodel package; give a model folder instead"
                 )
-            if options.name:
-                manifest = manifest.with_name(options.name)
-            if options.text_prefix is not None:
-                manifest = replace(manifest, text_prefix=options.text_prefix)
-            write_manifest(target, manifest)
-            return self._commit(target, manifest, options.force)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            return self._install_argos(source, staging, target, options)
+        roots = source_roots(source)
+        check_links(source, roots)
+        if (source / "model.bin").is_file():
+            return self._install_ct2_folder(source, target, options, roots)
+        if _is_marian_native(source) or (source / "config.json").is_file():
+            from dragoman.server import convert  # optional extra: transformers + torch
+
+            return convert.convert_model(source, target, options)
+        raise StoreError(
+            f"{source} is neither a CTranslate2 model (model.bin), an Argos package, "
+            "a Hugging Face checkpoint (config.json) nor a Marian model (decoder.yml)"
+        )
+
+    def _check_size(self, folder: Path) -> None:
+        total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        if total > self.max_model_bytes:
+            raise StoreError(_too_big(folder.name, self.max_model_bytes))
 
     def _commit(self, staged: Path, manifest: Manifest, force: bool) -> InstalledModel:
         final = self.root / manifest.name
@@ -156,19 +197,22 @@ class ModelStore:
         return InstalledModel(manifest.name, final, manifest)
 
     def _install_ct2_folder(
-        self, source: Path, target: Path, options: InstallOptions
+        self, source: Path, target: Path, options: InstallOptions, roots: Sequence[Path]
     ) -> Manifest:
-        shutil.copytree(source, target, symlinks=False)
+        copy_confined(source, target, roots, self.max_model_bytes)
         if (target / MANIFEST_NAME).is_file():
             manifest = read_manifest(target)
             return _override(manifest, options)
-        return _manifest_from_options(target, options, family="ctranslate2")
+        return _manifest_from_options(
+            target, options, family="ctranslate2", default_name=name_from_folder(source)
+        )
 
     def _install_argos(
         self, package: Path, staging: Path, target: Path, options: InstallOptions
     ) -> Manifest:
         unpacked = staging / "unpacked"
-        safe_extract(package, unpacked)
+        safe_extract(package, unpacked, self.max_model_bytes, wanted=_argos_member,
+                     free_space_of=self.root)
         roots = [p for p in unpacked.iterdir() if p.is_dir()]
         root = roots[0] if len(roots) == 1 and not (unpacked / "metadata.json").exists() else unpacked
         meta_path = root / "metadata.json"
@@ -176,9 +220,21 @@ class ModelStore:
             raise StoreError(f"{package} has no metadata.json: not an Argos Translate package")
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            from_code, to_code = str(meta["from_code"]), str(meta["to_code"])
-        except (ValueError, KeyError) as exc:
+        except (OSError, ValueError) as exc:
             raise StoreError(f"{package}: bad metadata.json ({exc})") from exc
+        if not isinstance(meta, dict):
+            raise StoreError(f"{package}: metadata.json must hold a JSON object")
+        try:
+            from_code, to_code = str(meta["from_code"]), str(meta["to_code"])
+        except KeyError as exc:
+            raise StoreError(f"{package}: metadata.json lacks {exc}") from exc
+        max_input = meta.get("max_input_tokens", 256)
+        if isinstance(max_input, bool) or not isinstance(max_input, (int, str)) \
+                or not str(max_input).strip().isdigit():
+            raise StoreError(
+                f"{package}: metadata.json max_input_tokens must be a whole number, "
+                f"not {max_input!r}"
+            )
         if meta.get("type", "translate") != "translate":
             raise StoreError(f"{package}: package type {meta.get('type')!r} is not supported")
         model_dir = root / "model"
@@ -196,7 +252,7 @@ class ModelStore:
             target_languages=(to_code,),
             tokenizer=Tokenizer("sentencepiece", "sentencepiece.model", "sentencepiece.model"),
             target_prefix=(prefix,) if prefix else (),
-            max_input_tokens=int(meta.get("max_input_tokens", 256)),
+            max_input_tokens=int(str(max_input).strip()),
             description=str(meta.get("package_version", "")) and
             f"Argos Translate package {package.name} (version {meta.get('package_version')})",
         )
@@ -214,7 +270,9 @@ def _override(manifest: Manifest, options: InstallOptions) -> Manifest:
     return replace(manifest, **changes) if changes else manifest  # type: ignore[arg-type]
 
 
-def _manifest_from_options(target: Path, options: InstallOptions, family: str) -> Manifest:
+def _manifest_from_options(
+    target: Path, options: InstallOptions, family: str, default_name: str
+) -> Manifest:
     missing = [
         flag
         for flag, value in (
@@ -232,7 +290,7 @@ def _manifest_from_options(target: Path, options: InstallOptions, family: str) -
     tokenizer = _find_tokenizer(target)
     targets = options.target_languages or options.source_languages
     return Manifest(
-        name=options.name or target.parent.name,
+        name=options.name or default_name,
         task=options.task,  # type: ignore[arg-type]
         family=family,
         source_languages=tuple(options.source_languages),
@@ -260,27 +318,178 @@ def _is_marian_native(folder: Path) -> bool:
     return (folder / "decoder.yml").is_file() or any(folder.glob("*.npz"))
 
 
-def safe_extract(package: Path, dest: Path, max_bytes: int = MAX_UNPACKED_BYTES) -> None:
-    """Extract a zip, refusing absolute paths, ``..``, symlinks and zip bombs."""
+def _argos_member(name: str) -> bool:
+    """Whether an archive member is part of the model (``[pkg/]model/...`` or a known file)."""
+    parts = PurePosixPath(name).parts
+    if len(parts) > 1 and parts[0] != "model":
+        parts = parts[1:]  # the package's own top folder
+    return bool(parts) and (parts[0] == "model" or (len(parts) == 1 and parts[0] in ARGOS_FILES))
+
+
+def _too_big(what: object, max_bytes: int) -> str:
+    return (f"{what}: the model would take more than {max_bytes} bytes; raise --max-model-mb "
+            "(env DRAGOMAN_MAX_MODEL_MB) if it really is that large")
+
+
+def safe_extract(
+    package: Path, dest: Path, max_bytes: int = MAX_UNPACKED_BYTES, *,
+    wanted: Callable[[str], bool] | None = None, free_space_of: Path | None = None,
+) -> None:
+    """Extract a zip, refusing absolute paths, ``..``, symlinks and zip bombs.
+
+    Every member's name is checked; only those ``wanted`` accepts are extracted and count
+    towards ``max_bytes``. A corrupt archive (bad CRC, truncated data) is a StoreError."""
     dest.mkdir(parents=True, exist_ok=True)
     root = dest.resolve()
-    with zipfile.ZipFile(package) as zf:
-        members = zf.infolist()
-        total = 0
-        for info in members:
-            name = info.filename
-            parts = PurePosixPath(name.replace("\\", "/")).parts
-            if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-                raise StoreError(f"{package}: unsafe path {name!r} in archive")
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                raise StoreError(f"{package}: symbolic link {name!r} in archive")
-            resolved = (root / name).resolve()
-            if resolved != root and root not in resolved.parents:
-                raise StoreError(f"{package}: unsafe path {name!r} in archive")
-            total += info.file_size
-            if total > max_bytes:
-                raise StoreError(f"{package}: unpacks to more than {max_bytes} bytes")
-        for info in members:
-            zf.extract(info, dest)
+    try:
+        with zipfile.ZipFile(package) as zf:
+            members = zf.infolist()
+            chosen = []
+            total = 0
+            for info in members:
+                name = info.filename
+                parts = PurePosixPath(name.replace("\\", "/")).parts
+                if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+                    raise StoreError(f"{package}: unsafe path {name!r} in archive")
+                mode = info.external_attr >> 16
+                if stat.S_ISLNK(mode):
+                    raise StoreError(f"{package}: symbolic link {name!r} in archive")
+                resolved = (root / name).resolve()
+                if resolved != root and root not in resolved.parents:
+                    raise StoreError(f"{package}: unsafe path {name!r} in archive")
+                if wanted is not None and not wanted(name):
+                    logger.info("%s: not unpacking %s (not part of a model)", package.name, name)
+                    continue
+                chosen.append(info)
+                total += info.file_size
+                if total > max_bytes:
+                    raise StoreError(
+                        f"{package}: unpacks to more than {max_bytes} bytes; raise "
+                        "--max-model-mb (env DRAGOMAN_MAX_MODEL_MB) if the model really is "
+                        "that large"
+                    )
+            if free_space_of is not None:
+                ensure_free_space(free_space_of, total)
+            for info in chosen:
+                zf.extract(info, dest)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        raise StoreError(f"{package}: corrupt package ({exc})") from exc
+
+
+def ensure_free_space(folder: Path, needed: int) -> None:
+    """Fail before writing when the disk cannot hold ``needed`` more bytes."""
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise SourceUnavailable(
+            f"disk full: need {needed / 1e6:.0f} MB in {folder}, {free / 1e6:.0f} MB free"
+        )
+
+
+@contextmanager
+def _disk_errors(folder: Path) -> Iterator[None]:
+    """ENOSPC/EDQUOT anywhere in an install becomes one clear line."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise SourceUnavailable(f"disk full while installing into {folder}") from None
+        if exc.errno == errno.ELOOP:
+            raise StoreError(f"symbolic link loop: {exc.filename}") from None
+        raise StoreError(f"cannot install: {exc}") from exc
+
+
+# -- confinement: nothing outside the source folder is read, nothing outside is referenced --
+
+
+def source_roots(source: Path) -> tuple[Path, ...]:
+    """Folders a source's symbolic links may point into: the folder itself and, for a Hugging
+    Face cache snapshot (``models--org--name/snapshots/<commit>``), that repository's cache
+    (the snapshot's files are links into ``../../blobs``)."""
+    real = source.resolve()
+    roots = [real]
+    if real.parent.name == "snapshots" and real.parent.parent.name.startswith("models--"):
+        roots.append(real.parent.parent)
+    return tuple(roots)
+
+
+def _link_target(path: Path, roots: Sequence[Path]) -> Path:
+    try:
+        real = Path(os.path.realpath(path, strict=True))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StoreError(f"{path}: symbolic link loop") from None
+        raise StoreError(f"{path}: broken symbolic link ({exc.strerror})") from None
+    if not any(real == root or root in real.parents for root in roots):
+        raise StoreError(
+            f"{path} is a symbolic link that points outside the source folder ({real}); "
+            "refusing to copy it"
+        )
+    return real
+
+
+def _walk(source: Path) -> Iterator[tuple[Path, bool]]:
+    """(path, is_link) for every file below ``source``; links to folders are refused (they
+    could loop or reach anywhere)."""
+    for dirpath, dirnames, filenames in os.walk(source, followlinks=False):
+        here = Path(dirpath)
+        for name in dirnames:
+            if (here / name).is_symlink():
+                raise StoreError(
+                    f"{here / name}: links to folders are not supported in a model folder; "
+                    "copy the files instead"
+                )
+        for name in filenames:
+            path = here / name
+            yield path, path.is_symlink()
+
+
+def check_links(source: Path, roots: Sequence[Path]) -> None:
+    """Refuse a source folder holding a symbolic link out of ``roots``, a loop or a dangling
+    link, before anything reads through it (the converters open files by name)."""
+    for path, is_link in _walk(source):
+        if is_link:
+            _link_target(path, roots)
+
+
+def copy_confined(source: Path, target: Path, roots: Sequence[Path], max_bytes: int) -> None:
+    """Copy a folder; links inside ``roots`` become plain files, others are refused."""
+    total = 0
+    target.mkdir(parents=True)
+    for path, is_link in _walk(source):
+        real = _link_target(path, roots) if is_link else path
+        total += real.stat().st_size
+        if total > max_bytes:
+            raise StoreError(_too_big(source, max_bytes).replace("the model would take",
+                                                                 "the folder holds"))
+        dest = target / path.relative_to(source)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(real, dest)
+
+
+def _language(code: str) -> str:
+    """An ISO 639-1 code as the service accepts it; ISO 639-2/3 codes of one are mapped."""
+    code = code.strip()
+    if is_language_code(code):
+        return code
+    if re.fullmatch(r"[a-z]{3}", code):
+        mapped = to_iso639_1(code)
+        if mapped:
+            return mapped
+    raise StoreError(
+        f"language {code!r} is not an ISO 639-1 code (nor an ISO 639-3 code of one) that the "
+        "service accepts; say which languages the model serves with --source/--target"
+    )
+
+
+def checked_languages(manifest: Manifest) -> Manifest:
+    """Validate (and normalise to ISO 639-1) the languages a model is installed for."""
+    codes = {}
+    for iso, own in manifest.language_codes.items():
+        codes[_language(iso)] = own
+    return replace(
+        manifest,
+        source_languages=tuple(dict.fromkeys(_language(c) for c in manifest.source_languages)),
+        target_languages=tuple(dict.fromkeys(_language(c) for c in manifest.target_languages)),
+        language_codes=codes,
+    )
 
