@@ -90,13 +90,48 @@ class BatcherStats:
     padded_tokens: int = 0  # sum over calls of sentences x longest source in the call
     expired: int = 0  # dropped because their deadline passed while queued
     cancelled: int = 0  # dropped because their caller cancelled
-    rejected: int = 0  # submit calls refused as Overloaded
+    rejected: int = 0  # submit calls refused as Overloaded (queue bound)
+    late: int = 0  # submit calls refused as Overloaded: could not finish before their deadline
 
     @property
     def padding(self) -> float:
         """Share of padding had each call been one batch (CTranslate2 splits mixed calls
         into sorted sub-batches, so the padding it decodes is at most this)."""
         return 1.0 - self.tokens / self.padded_tokens if self.padded_tokens else 0.0
+
+
+class DecodeRate:
+    """Source tokens decoded per second by one worker, measured on recent generate calls.
+
+    Token-weighted and decaying (each call's weight shrinks by ``DECAY`` per later call), so
+    full batches under a backlog dominate and the figure follows load changes within a few
+    calls. ``None`` until ``MIN_CALLS`` calls and one full batch's worth of tokens were
+    measured: no estimate, no refusal, on a server that has not shown its speed yet.
+    """
+
+    DECAY = 0.8
+    MIN_CALLS = 3
+
+    def __init__(self, min_tokens: int) -> None:
+        self._min_tokens = min_tokens
+        self._tokens = 0.0
+        self._seconds = 0.0
+        self._calls = 0
+        self._seen = 0
+
+    def observe(self, tokens: int, seconds: float) -> None:
+        """Record one generate call (callers serialise)."""
+        if tokens <= 0 or seconds <= 0:
+            return
+        self._tokens = self._tokens * self.DECAY + tokens
+        self._seconds = self._seconds * self.DECAY + seconds
+        self._calls += 1
+        self._seen += tokens
+
+    def per_second(self) -> float | None:
+        if self._calls < self.MIN_CALLS or self._seen < self._min_tokens or not self._seconds:
+            return None
+        return self._tokens / self._seconds
 
 
 _QUEUED, _TAKEN, _DROPPED = 0, 1, 2
@@ -121,10 +156,12 @@ class Batcher:
     def __init__(
         self, model: Generator, options: BatchingOptions = BatchingOptions(),
         cost: Callable[[int, int, DecodingOptions], int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``cost(sentences, longest_source, options)`` estimates a call's decoding memory in
         bytes; with ``options.max_batch_bytes`` it caps every batch and the batches in flight
-        (a sentence too large for the whole cap still decodes, alone)."""
+        (a sentence too large for the whole cap still decodes, alone). ``clock`` (monotonic
+        seconds, deadlines use the same) times generate calls for the admission estimate."""
         if options.max_batch_tokens < 1 or options.max_queued < 1:
             raise ValueError("max_batch_tokens and max_queued must be at least 1")
         self.model = model
@@ -133,6 +170,8 @@ class Batcher:
         self._memory_cap = options.max_batch_bytes * max(1, options.workers)
         self._in_flight_bytes = 0  # estimated memory of the batches being decoded
         self.stats = BatcherStats()
+        self._clock = clock
+        self.rate = DecodeRate(options.max_batch_tokens)
         # One FIFO lane per decoding options: a generate call has one set of options.
         self._lanes: dict[DecodingOptions, deque[_Item]] = {}
         self._cond = threading.Condition(threading.Lock())
@@ -156,6 +195,18 @@ class Batcher:
         with self._cond:
             return self._live
 
+    def estimated_wait(self, tokens: int = 0) -> float | None:
+        """Seconds until the queue and ``tokens`` more are decoded, at the measured rate
+        (None before the rate is known)."""
+        with self._cond:
+            return self._wait_locked(tokens)
+
+    def _wait_locked(self, tokens: int) -> float | None:
+        rate = self.rate.per_second()
+        if rate is None:
+            return None
+        return (self._tokens + tokens) / (rate * max(1, self.options.workers))
+
     def submit(
         self,
         items: Sequence[Encoded],
@@ -167,8 +218,10 @@ class Batcher:
 
         ``deadline`` is a ``time.monotonic()`` instant. ``groups`` gives each item's
         paragraph, for the "paragraph" mode only. Raises :class:`Overloaded` when the
-        queue is full (a request larger than the bound is still taken on an empty queue) and
-        :class:`Unavailable` after :meth:`close`. Cancelling a future drops its sentence.
+        queue is full (a request larger than the bound is still taken on an empty queue) or
+        when, at the measured decoding rate, the queue and these items cannot be decoded
+        before ``deadline`` (refused at once rather than timing out after doing the work),
+        and :class:`Unavailable` after :meth:`close`. Cancelling a future drops its sentence.
         """
         if not items:
             return []
@@ -192,6 +245,9 @@ class Batcher:
                     f"model {self.model.name} has {self._live} sentences queued "
                     f"(limit {self.options.max_queued}); retry later"
                 )
+            elif (late := self._late_locked(queued, deadline)):
+                self.stats.late += 1
+                refused = late
             else:
                 self._tickets += 1
                 now = time.monotonic()
@@ -210,6 +266,23 @@ class Batcher:
             item.future.add_done_callback(functools.partial(self._forget, item))
         return [item.future for item in queued]
 
+    def _late_locked(self, queued: list[_Item], deadline: float | None) -> str:
+        """Why ``queued`` cannot be decoded before ``deadline``, or "" when it can (or when
+        the rate is not known yet: no estimate, no refusal)."""
+        if deadline is None:
+            return ""
+        own = sum(item.size for item in queued)
+        wait = self._wait_locked(own)
+        left = deadline - self._clock()
+        if wait is None or wait <= left:
+            return ""
+        rate = (self.rate.per_second() or 0.0) * max(1, self.options.workers)
+        return (
+            f"model {self.model.name} would need about {wait:.1f} s for this call "
+            f"({self._tokens} tokens queued and {own} of its own at {rate:.0f} tokens/s) "
+            f"but its deadline is in {max(0.0, left):.1f} s; retry later or allow more time"
+        )
+
     def close(self, timeout: float | None = None) -> None:
         """Stop taking work, finish what is queued, stop the workers."""
         with self._cond:
@@ -221,9 +294,10 @@ class Batcher:
         if s.calls:
             logger.info(
                 "model %s: %d generate calls, %d sentences (%.1f per call, %.0f source tokens "
-                "per call), padding %.0f%%; expired %d, cancelled %d, refused %d",
+                "per call), padding %.0f%%; expired %d, cancelled %d, refused %d (queue "
+                "full) and %d (deadline out of reach)",
                 self.model.name, s.calls, s.sentences, s.sentences / s.calls,
-                s.tokens / s.calls, 100 * s.padding, s.expired, s.cancelled, s.rejected,
+                s.tokens / s.calls, 100 * s.padding, s.expired, s.cancelled, s.rejected, s.late,
             )
 
     # -- queue bookkeeping (callers hold self._cond) -------------------------------------
@@ -432,12 +506,15 @@ class Batcher:
             item.future.set_result(out)
 
     def _generate(self, live: list[_Item]) -> list[tuple[str, ...]]:
+        started = self._clock()
         outputs = self.model.generate([i.encoded for i in live], live[0].options)
+        took = self._clock() - started
         if len(outputs) != len(live):
             raise RuntimeError(
                 f"model {self.model.name} returned {len(outputs)} outputs for {len(live)} inputs"
             )
         with self._cond:
+            self.rate.observe(sum(i.size for i in live), took)
             self.stats.calls += 1
             self.stats.sentences += len(live)
             self.stats.tokens += sum(i.size for i in live)

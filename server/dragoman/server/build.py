@@ -3,6 +3,7 @@ in-process batch engine and Ray actors (models load on first use or on preload).
 
 from __future__ import annotations
 
+from dragoman.server.access import AccessControl
 from dragoman.server.cache import SentenceCache
 from dragoman.server.config import ServerConfig
 from dragoman.server.registry import ModelRegistry
@@ -19,5 +20,7 @@ def build_service(config: ServerConfig) -> Dragoman:
         max_in_flight=config.max_in_flight,
         summary_sentences=config.summary_sentences,
         beam_size=config.beam_size,
+        max_request_seconds=config.max_request_seconds,
     )
-    return Dragoman(registry, cache, limits)
+    access = AccessControl.from_settings(config.token, config.token_file, config.keys)
+    return Dragoman(registry, cache, limits, access)

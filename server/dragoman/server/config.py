@@ -82,7 +82,18 @@ class ServerConfig:
     prefer: str = _opt("bilingual", "bilingual or multilingual models first for a pair")
     pivot: str = _opt("en", "pivot language when no direct model exists ('' disables)")
     grace: float = _opt(30.0, "seconds to finish in-flight calls on shutdown")
-    token: str = _opt("", "require this bearer token from clients ('' disables auth)")
+    token: str = _opt("", "require this bearer token from clients ('' disables auth; visible "
+                      "in the process list: prefer --token-file or --keys)")
+    token_file: str = _opt("", "file holding the bearer token (instead of --token)")
+    keys: str = _opt("", "API key store (SQLite from `dragoman keys add`, or a JSON file); "
+                     "every call then needs a key (health stays open)")
+    tls_cert: str = _opt("", "PEM certificate chain: serve TLS (reloaded on SIGHUP or change)")
+    tls_key: str = _opt("", "PEM private key of --tls-cert")
+    tls_client_ca: str = _opt("", "PEM CA bundle: require client certificates it signed (mTLS)")
+    reflection: bool = _opt(True, "serve gRPC server reflection (grpcurl without .proto files)")
+    max_request_seconds: float = _opt(
+        300.0, "cap on any one call's time in the server, queue and decoding (0: no cap); "
+        "past it: DEADLINE_EXCEEDED and its work is dropped")
     workers: int = _opt(32, "threads preparing requests (segmenting, tokenising)")
 
     def __post_init__(self) -> None:
@@ -90,12 +101,16 @@ class ServerConfig:
             raise InvalidInput(f"batching must be one of {', '.join(BATCHING_MODES)}")
         if self.prefer not in ("bilingual", "multilingual"):
             raise InvalidInput("prefer must be 'bilingual' or 'multilingual'")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise InvalidInput("--tls-cert and --tls-key go together")
+        if self.tls_client_ca and not self.tls_cert:
+            raise InvalidInput("--tls-client-ca (mTLS) needs --tls-cert and --tls-key")
         for name in ("inter_threads", "max_batch_tokens", "max_chars", "max_in_flight",
                      "max_queued", "workers", "summary_sentences"):
             if getattr(self, name) < 1:
                 raise InvalidInput(f"{name} must be at least 1")
         for name in ("intra_threads", "decode_memory_mb", "cache_entries", "cache_mb",
-                     "max_loaded_models", "max_loaded_mb", "beam_size"):
+                     "max_loaded_models", "max_loaded_mb", "beam_size", "max_request_seconds"):
             if getattr(self, name) < 0:
                 raise InvalidInput(f"{name} must not be negative")
 

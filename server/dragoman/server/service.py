@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from dragoman.server.access import AccessControl
 from dragoman.server.cache import SentenceCache
 from dragoman.server.errors import InvalidInput, ModelNotFound, Overloaded, Unavailable
 from dragoman.server.futures import chain, completed, gather, recover, then
@@ -37,6 +38,7 @@ class ServiceLimits:
     max_in_flight: int = 512
     summary_sentences: int = 3
     beam_size: int = 0  # 0 = per-model default
+    max_request_seconds: float = 0.0  # cap on one call's time in the service (0: none)
 
 
 @dataclass(frozen=True)
@@ -133,15 +135,31 @@ class Dragoman:
         registry: ModelRegistry,
         cache: SentenceCache | None = None,
         limits: ServiceLimits = ServiceLimits(),
+        access: AccessControl | None = None,
     ) -> None:
         self.registry = registry
         self.cache = cache if cache is not None else SentenceCache()
         self.limits = limits
+        # Keys and quotas, shared by every adapter (they authenticate and charge through it).
+        self.access = access if access is not None else AccessControl()
         self._in_flight = 0
         self._lock = threading.Lock()
         self._closing = False
 
     # -- admission ------------------------------------------------------------------
+
+    def request_deadline(self, seconds_left: float | None) -> float | None:
+        """The ``time.monotonic()`` deadline of a call with ``seconds_left`` (None: the
+        caller set none), capped by ``max_request_seconds``: adapters wait until it and no
+        longer, and the batcher drops the call's work once it passes."""
+        return self._capped(monotonic_deadline(seconds_left))
+
+    def _capped(self, deadline: float | None) -> float | None:
+        cap = self.limits.max_request_seconds
+        if cap <= 0:
+            return deadline
+        latest = time.monotonic() + cap
+        return latest if deadline is None else min(deadline, latest)
 
     @property
     def in_flight(self) -> int:
@@ -230,6 +248,7 @@ class Dragoman:
 
     def translate(self, req: TranslateInput, deadline: float | None = None) -> Future[TranslateOutput]:
         """Translate one document; ``deadline`` is a ``time.monotonic()`` instant."""
+        deadline = self._capped(deadline)
         self._check_text(req.text)
         target = self._check_language(req.target_language, "target language")
         if req.beam_size < 0 or req.beam_size > 32:
@@ -327,6 +346,7 @@ class Dragoman:
     # -- summarisation --------------------------------------------------------------
 
     def summarise(self, req: SummariseInput, deadline: float | None = None) -> Future[SummariseOutput]:
+        deadline = self._capped(deadline)
         self._check_text(req.text)
         if req.method not in METHODS:
             raise InvalidInput(f"method must be one of {', '.join(METHODS)}")

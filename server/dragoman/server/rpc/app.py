@@ -23,7 +23,8 @@ from grpc_reflection.v1alpha import reflection
 from dragoman.server.build import build_service
 from dragoman.server.config import ServerConfig
 from dragoman.server.errors import DragomanError
-from dragoman.server.rpc.auth import TokenAuthInterceptor
+from dragoman.server.rpc.auth import AccessInterceptor
+from dragoman.server.rpc.tls import CertificateFiles, TlsSettings
 from dragoman.server.rpc.servicers import SummarisationServicer, TranslationServicer, _Calls
 from dragoman.server.service import Dragoman
 from dragoman.v1 import summarisation_pb2, summarisation_pb2_grpc, translation_pb2, translation_pb2_grpc
@@ -49,6 +50,11 @@ class ServerHandle:
     service: Dragoman
     executor: ThreadPoolExecutor
     housekeeping: asyncio.Task[None] | None = None
+    tls: CertificateFiles | None = None  # reload_tls() re-reads them (SIGHUP)
+
+    def reload_tls(self) -> None:
+        if self.tls is not None:
+            self.tls.request_reload()
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -93,10 +99,15 @@ class ServerHandle:
 
 
 def create_server(
-    service: Dragoman, address: str, *, token: str = "", workers: int = 32
+    service: Dragoman, address: str, *, workers: int = 32, tls: TlsSettings | None = None,
+    reflection_enabled: bool = True,
 ) -> ServerHandle:
-    """Build the server and bind ``address`` (port 0 picks a free one); call inside a loop."""
-    interceptors = [TokenAuthInterceptor(token)] if token else []
+    """Build the server and bind ``address`` (port 0 picks a free one); call inside a loop.
+
+    Keys are checked by ``service.access``; ``tls`` serves TLS (mTLS with a client CA) from
+    files that are re-read when they change.
+    """
+    interceptors = [AccessInterceptor(service.access)] if service.access.required else []
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[
@@ -112,15 +123,26 @@ def create_server(
         SummarisationServicer(calls), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    if reflection_enabled:
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    files = CertificateFiles(tls) if tls is not None else None
     try:
-        port = server.add_insecure_port(address)
+        if files is not None:
+            port = server.add_secure_port(address, files.credentials())
+        else:
+            port = server.add_insecure_port(address)
     except RuntimeError as exc:
         raise DragomanError(f"cannot listen on {address}: {exc}") from None
     if port == 0:
         raise DragomanError(f"cannot listen on {address}")
-    return ServerHandle(server, port, health_servicer, service, executor)
+    return ServerHandle(server, port, health_servicer, service, executor, tls=files)
+
+
+def tls_settings(config: ServerConfig) -> TlsSettings | None:
+    if not config.tls_cert:
+        return None
+    return TlsSettings(config.tls_cert, config.tls_key, config.tls_client_ca)
 
 
 def models_to_preload(service: Dragoman, config: ServerConfig) -> list[str]:
@@ -133,10 +155,12 @@ def models_to_preload(service: Dragoman, config: ServerConfig) -> list[str]:
 
 
 async def start(service: Dragoman, config: ServerConfig) -> ServerHandle:
-    handle = create_server(service, config.address, token=config.token, workers=config.workers)
+    handle = create_server(service, config.address, workers=config.workers,
+                           tls=tls_settings(config), reflection_enabled=config.reflection)
     await handle.set_serving(False)
     await handle.server.start()
-    logger.info("listening on %s (port %d); models in %s", config.address, handle.port,
+    logger.info("listening on %s (port %d, %s); models in %s", config.address, handle.port,
+                "mTLS" if config.tls_client_ca else "TLS" if config.tls_cert else "plaintext",
                 service.registry.store.root)
     logger.info(
         "decoding: %d replica(s) x %d thread(s) per model, batches of up to %d tokens, "
@@ -165,6 +189,10 @@ async def serve_forever(config: ServerConfig, ready: threading.Event | None = No
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread / platform
             pass
+    try:
+        loop.add_signal_handler(signal.SIGHUP, handle.reload_tls)
+    except (NotImplementedError, RuntimeError, AttributeError):  # no SIGHUP here
+        pass
     if ready is not None:
         ready.set()
     await stop.wait()

@@ -1,42 +1,70 @@
-"""Optional bearer-token check for every Dragoman RPC (health and reflection stay open so
-load balancers and grpcurl work without the token)."""
+"""API keys on gRPC: ``authorization: Bearer KEY`` checked by the shared access check.
+
+The interceptor decides before the handler is chosen, so a call without a valid key is
+answered by a handler that never deserialises its request: an unauthenticated caller costs a
+hash and a status. Health (and reflection, when enabled) stay open so load balancers and
+grpcurl work without a key. Characters are charged where the text is known (the servicers).
+"""
 
 from __future__ import annotations
 
-import hmac
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 
 import grpc
 
+from dragoman.server.access import AccessControl, Principal, Unauthenticated
+
 OPEN_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+HINT = "send metadata 'authorization: Bearer KEY'"
 
 
-class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
+def bearer(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
+    """The key of an ``authorization: Bearer KEY`` header, if any."""
+    for name, value in metadata or ():
+        if name == "authorization":
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            scheme, _, key = text.strip().partition(" ")
+            if scheme.lower() == "bearer" and key.strip():
+                return key.strip()
+            return None
+    return None
+
+
+def principal_of(access: AccessControl, context: grpc.aio.ServicerContext) -> Principal:
+    """The caller of ``context`` (raises Unauthenticated; the interceptor already checked)."""
+    return access.authenticate(bearer(context.invocation_metadata()))
+
+
+class AccessInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, access: AccessControl) -> None:
+        self._access = access
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        if details.method.startswith(OPEN_PREFIXES):
+        if not self._access.required or details.method.startswith(OPEN_PREFIXES):
             return await continuation(details)
-        metadata = dict(details.invocation_metadata or ())
-        given = metadata.get("authorization", "")
-        given_b = given.encode() if isinstance(given, str) else bytes(given)
-        if hmac.compare_digest(given_b, self._expected):
-            return await continuation(details)
-        handler = await continuation(details)
-        return _denied(handler)
+        try:
+            self._access.authenticate(bearer(details.invocation_metadata))
+        except Unauthenticated as exc:
+            handler = await continuation(details)  # a lookup: tells a stream from a unary call
+            streaming = handler is not None and handler.request_streaming
+            return _denied(streaming, f"{exc}: {HINT}")
+        return await continuation(details)
 
 
-def _denied(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
-    message = "missing or wrong bearer token (metadata 'authorization: Bearer TOKEN')"
+def _denied(streaming: bool, message: str) -> grpc.RpcMethodHandler:
+    """A handler that answers UNAUTHENTICATED without deserialising the request (no
+    deserializer: the request stays raw bytes and is never parsed)."""
 
-    async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:
+    async def deny_unary(request: Any, context: grpc.aio.ServicerContext) -> None:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-    if handler is not None and handler.request_streaming:
-        return grpc.stream_stream_rpc_method_handler(deny)
-    return grpc.unary_unary_rpc_method_handler(deny)
+    async def deny_stream(requests: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    if streaming:
+        return grpc.stream_stream_rpc_method_handler(deny_stream)
+    return grpc.unary_unary_rpc_method_handler(deny_unary)

@@ -14,8 +14,9 @@ from typing import Any, AsyncIterator, Callable
 
 import grpc
 
-from dragoman.server.errors import DragomanError
+from dragoman.server.errors import DeadlineExceeded, DragomanError
 from dragoman.server.rpc import convert
+from dragoman.server.rpc.auth import principal_of
 from dragoman.server.rpc.status import status_of
 from dragoman.server.service import Dragoman
 from dragoman.v1 import summarisation_pb2 as spb
@@ -36,11 +37,22 @@ class _Calls:
         self.executor = executor
 
     async def run(
-        self, context: grpc.aio.ServicerContext, fn: Callable[..., Future[Any]], *args: Any
+        self, context: grpc.aio.ServicerContext, fn: Callable[..., Future[Any]], *args: Any,
+        chars: int = 0,
     ) -> Any:
-        """Await ``fn(*args, deadline)``; raises DragomanError for the caller to map."""
-        remaining = context.time_remaining()
-        deadline = None if remaining is None else time.monotonic() + remaining
+        """Await ``fn(*args, deadline)``; raises DragomanError for the caller to map.
+
+        ``chars`` are charged to the caller's key before any work (refunded when the service
+        refuses the call outright). The deadline is the caller's, capped by
+        ``--max-request-seconds``; past it the work is cancelled and the call fails with
+        DEADLINE_EXCEEDED at once.
+        """
+        service = self.service
+        deadline = service.request_deadline(context.time_remaining())
+        principal = None
+        if chars and service.access.required:
+            principal = principal_of(service.access, context)
+            service.access.charge(principal, chars)
         loop = asyncio.get_running_loop()
         prepared = loop.run_in_executor(self.executor, fn, *args, deadline)
         try:
@@ -48,13 +60,27 @@ class _Calls:
         except asyncio.CancelledError:
             prepared.add_done_callback(_cancel_result)
             raise
-        return await asyncio.wrap_future(fut)
+        except DragomanError:
+            if principal is not None:
+                service.access.refund(principal, chars)
+            raise
+        if deadline is None:
+            return await asyncio.wrap_future(fut)
+        try:
+            return await asyncio.wait_for(
+                asyncio.wrap_future(fut), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise DeadlineExceeded(
+                "the call ran out of time in the server (its deadline, or the server's "
+                f"--max-request-seconds {service.limits.max_request_seconds:g}); its work "
+                "was dropped") from None
 
     async def call(
-        self, context: grpc.aio.ServicerContext, fn: Callable[..., Future[Any]], *args: Any
+        self, context: grpc.aio.ServicerContext, fn: Callable[..., Future[Any]], *args: Any,
+        chars: int = 0,
     ) -> Any:
         try:
-            return await self.run(context, fn, *args)
+            return await self.run(context, fn, *args, chars=chars)
         except DragomanError as exc:
             code, message = status_of(exc)
             await context.abort(code, message)
@@ -88,7 +114,7 @@ class TranslationServicer(pb_grpc.TranslationServiceServicer):
         return self._calls.service.translate(convert.translate_input(req), deadline)
 
     async def Translate(self, request: pb.TranslateRequest, context: grpc.aio.ServicerContext) -> pb.TranslateResponse:
-        out = await self._calls.call(context, self._translate, request)
+        out = await self._calls.call(context, self._translate, request, chars=len(request.text))
         return convert.translate_response(out)
 
     async def TranslateStream(
@@ -100,7 +126,7 @@ class TranslationServicer(pb_grpc.TranslationServiceServicer):
 
         async def one(req: pb.TranslateRequest) -> None:
             try:
-                out = await self._calls.run(context, self._translate, req)
+                out = await self._calls.run(context, self._translate, req, chars=len(req.text))
                 resp = convert.translate_response(out)
             except DragomanError as exc:
                 code, message = status_of(exc)
@@ -153,5 +179,5 @@ class SummarisationServicer(spb_grpc.SummarisationServiceServicer):
         return self._calls.service.summarise(convert.summarise_input(req), deadline)
 
     async def Summarise(self, request: spb.SummariseRequest, context: grpc.aio.ServicerContext) -> spb.SummariseResponse:
-        out = await self._calls.call(context, self._summarise, request)
+        out = await self._calls.call(context, self._summarise, request, chars=len(request.text))
         return convert.summarise_response(out)
