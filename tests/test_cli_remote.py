@@ -245,6 +245,10 @@ def test_timeout_flag_sets_the_deadline(fake: FakeServer) -> None:
     assert_one_error_line(from_env, 1, r"within 0.3 s")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_exits_130_quietly(fake: FakeServer, tmp_path: Path) -> None:
     slow = tmp_path / "slow.txt"
     slow.write_text("SLOW", encoding="utf-8")
@@ -265,6 +269,9 @@ def test_ctrl_c_exits_130_quietly(fake: FakeServer, tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=cli_env(),
+        # A shell without job control starts background jobs with SIGINT ignored, and Python
+        # then never raises KeyboardInterrupt: give the CLI the terminal's default disposition.
+        preexec_fn=_default_sigint,
     )
     try:
         assert fake.translation.slow_started.wait(30), "the call never reached the server"
