@@ -76,8 +76,9 @@ def server_config(store: Path, **overrides: object):  # type: ignore[no-untyped-
     from dragoman.server.config import load_config
 
     # intra_threads=1: thread start-up dominates decoding with models this small.
+    # HTTP off unless a test asks for it (http_address="127.0.0.1:0"): no server binds 5000.
     flags = {"models": str(store), "address": "127.0.0.1:0", "grace": 5.0, "intra_threads": 1,
-             **overrides}
+             "http_address": "off", **overrides}
     return load_config(flags, env={})
 
 

@@ -35,8 +35,11 @@ def _default_threads() -> tuple[int, int]:
     return max(1, cores // intra), intra
 
 
-def _opt(default: Any, help: str, *, parse: Callable[[str], Any] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "parse": parse})
+def _opt(
+    default: Any, help: str, *, parse: Callable[[str], Any] | None = None,
+    aliases: tuple[str, ...] = (),
+) -> Any:
+    return field(default=default, metadata={"help": help, "parse": parse, "aliases": aliases})
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -94,6 +97,9 @@ class ServerConfig:
     max_request_seconds: float = _opt(
         300.0, "cap on any one call's time in the server, queue and decoding (0: no cap); "
         "past it: DEADLINE_EXCEEDED and its work is dropped")
+    http_address: str = _opt(
+        "localhost:5000", "host:port of the HTTP server (LibreTranslate and DeepL APIs, JSON, "
+        "web page); 'off' disables it", aliases=("--http",))
     workers: int = _opt(32, "threads preparing requests (segmenting, tokenising)")
 
     def __post_init__(self) -> None:
@@ -113,6 +119,10 @@ class ServerConfig:
                      "max_loaded_models", "max_loaded_mb", "beam_size", "max_request_seconds"):
             if getattr(self, name) < 0:
                 raise InvalidInput(f"{name} must not be negative")
+
+    @property
+    def http_enabled(self) -> bool:
+        return self.http_address.strip().lower() not in ("", "off", "none", "0")
 
     @property
     def models_dir(self) -> Path:
@@ -173,6 +183,7 @@ def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -
         shown = ",".join(f.default) if isinstance(f.default, tuple) else f.default
         parser.add_argument(
             flag,
+            *f.metadata.get("aliases", ()),
             dest=f.name,
             default=None,
             type=_parser_for(f),

@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -22,7 +22,9 @@ from grpc_reflection.v1alpha import reflection
 
 from dragoman.server.build import build_service
 from dragoman.server.config import ServerConfig
+from dragoman.server.access import AccessControl
 from dragoman.server.errors import DragomanError
+from dragoman.server.http.app import HttpServer, create_app
 from dragoman.server.rpc.auth import AccessInterceptor
 from dragoman.server.rpc.tls import CertificateFiles, TlsSettings
 from dragoman.server.rpc.servicers import SummarisationServicer, TranslationServicer, _Calls
@@ -40,6 +42,7 @@ SERVICE_NAMES = (
 MODEL_HEALTH_PREFIX = "dragoman.model."
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 HOUSEKEEPING_SECONDS = 5.0
+DEFAULT_HTTP_ADDRESS = next(f.default for f in fields(ServerConfig) if f.name == "http_address")
 
 
 @dataclass
@@ -50,6 +53,7 @@ class ServerHandle:
     service: Dragoman
     executor: ThreadPoolExecutor
     housekeeping: asyncio.Task[None] | None = None
+    http: HttpServer | None = None  # the HTTP adapter on the same loop, when enabled
     tls: CertificateFiles | None = None  # reload_tls() re-reads them (SIGHUP)
 
     def reload_tls(self) -> None:
@@ -92,6 +96,8 @@ class ServerHandle:
         if self.housekeeping is not None:
             self.housekeeping.cancel()
         await self.set_serving(False)
+        if self.http is not None:
+            await self.http.stop()
         self.service.close()
         await self.server.stop(grace)
         self.service.registry.close(timeout=grace)
@@ -174,9 +180,30 @@ async def start(service: Dragoman, config: ServerConfig) -> ServerHandle:
     await loop.run_in_executor(handle.executor, service.registry.preload, names)
     logger.info("loaded %d model(s) in %.2fs: %s", len(names), time.monotonic() - started,
                 ", ".join(names) or "none (extractive summaries only)")
+    if config.http_enabled:
+        handle.http = await start_http(handle, config)
     await handle.set_serving(True)
     handle.housekeeping = asyncio.create_task(handle.keep_current())
     return handle
+
+
+async def start_http(handle: ServerHandle, config: ServerConfig) -> HttpServer | None:
+    """The HTTP adapter on this loop, sharing the service, its pool and its access check.
+
+    Only an address the user chose is fatal when taken: the default one (LibreTranslate's
+    port 5000) may be in use by something else, and gRPC should still start then."""
+    access = getattr(handle.service, "access", None) or AccessControl(config.token)
+    app = create_app(handle.service, handle.executor, access)
+    try:
+        http = await HttpServer(app, config.http_address, config.grace).start()
+    except DragomanError as exc:
+        if config.http_address != DEFAULT_HTTP_ADDRESS:
+            raise
+        logger.warning("%s; serving gRPC only (set --http HOST:PORT, or --http off)", exc)
+        return None
+    logger.info("HTTP on %s (port %d): LibreTranslate and DeepL APIs, /v1 JSON, web page at /",
+                config.http_address, http.port)
+    return http
 
 
 async def serve_forever(config: ServerConfig, ready: threading.Event | None = None) -> None:
@@ -221,6 +248,12 @@ class ServerThread:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of the HTTP adapter (it must be enabled)."""
+        assert self.handle is not None and self.handle.http is not None, "HTTP is off"
+        return f"http://127.0.0.1:{self.handle.http.port}"
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)

@@ -1,0 +1,135 @@
+"""What every HTTP dialect does around a service call: find the caller, check the size
+limits before any work, charge the characters, and await the service off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from dragoman.server.access import AccessControl, Principal
+from dragoman.server.errors import DragomanError, InvalidInput, Overloaded
+from dragoman.server.service import (
+    Dragoman,
+    LanguagesInfo,
+    SummariseInput,
+    SummariseOutput,
+    TranslateInput,
+    TranslateOutput,
+)
+from dragoman.server.text.langdetect import Detection
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class TooLarge(InvalidInput):
+    """A request over ``--max-chars`` (per text or in total): DeepL answers 413 for it."""
+
+
+class Calls:
+    """The shared service facade as the HTTP adapters see it."""
+
+    def __init__(self, service: Dragoman, executor: ThreadPoolExecutor, access: AccessControl) -> None:
+        self.service = service
+        self.executor = executor
+        self.access = access
+        self.characters = 0  # characters translated over HTTP since start (DeepL usage fallback)
+
+    @property
+    def max_chars(self) -> int:
+        return self.service.limits.max_chars
+
+    # -- access -----------------------------------------------------------------------
+
+    async def authenticate(self, key: str | None) -> Principal:
+        """The caller (the access check may read its key store: off the event loop)."""
+        return await self.sync(self.access.authenticate, key or None)
+
+    def usage(self, principal: Principal) -> tuple[int, int | None]:
+        """(characters used, limit or None); the access check's own count when it keeps one."""
+        usage = getattr(self.access, "usage", None)
+        if callable(usage):
+            used, limit = usage(principal)
+            return int(used), limit
+        return self.characters, None
+
+    def check_sizes(self, texts: Sequence[str]) -> int:
+        """Refuse a request over the limits before any work; returns its character count."""
+        total = 0
+        for text in texts:
+            if len(text) > self.max_chars:
+                raise TooLarge(
+                    f"a text has {len(text)} characters; the limit is {self.max_chars} "
+                    "(split the document or raise --max-chars)")
+            total += len(text)
+        if total > self.max_chars:
+            raise TooLarge(
+                f"the request has {total} characters in {len(texts)} texts; the limit is "
+                f"{self.max_chars} per request")
+        room = self.service.limits.max_in_flight - self.service.in_flight
+        if len(texts) > room:
+            raise Overloaded(
+                f"{self.service.in_flight} documents are in flight (limit "
+                f"{self.service.limits.max_in_flight}); retry later")
+        return total
+
+    async def charged(self, principal: Principal, chars: int, work: Callable[[], Any]) -> Any:
+        """Charge ``chars`` to ``principal``, run ``work()``; refund when the service refuses."""
+        await self.sync(self.access.charge, principal, chars)
+        try:
+            result = await work()
+        except DragomanError:
+            refund = getattr(self.access, "refund", None)
+            if callable(refund):
+                refund(principal, chars)
+            raise
+        self.characters += chars
+        return result
+
+    # -- the service ------------------------------------------------------------------
+
+    async def sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """A blocking call on the shared pool, never on the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def _future(self, fn: Callable[..., Future[T]], *args: Any) -> T:
+        """Prepare on the pool (``fn`` returns a future), then await the future; a cancelled
+        request cancels its queued work."""
+        loop = asyncio.get_running_loop()
+        prepared = loop.run_in_executor(self.executor, fn, *args, None)
+        try:
+            fut = await asyncio.shield(prepared)
+        except asyncio.CancelledError:
+            prepared.add_done_callback(_cancel_result)
+            raise
+        return await asyncio.wrap_future(fut)
+
+    async def translate(self, req: TranslateInput) -> TranslateOutput:
+        return await self._future(self.service.translate, req)
+
+    async def translate_all(self, reqs: Sequence[TranslateInput]) -> list[TranslateOutput]:
+        """Every document at once, so they share the batcher's batches; the first error wins."""
+        tasks = [asyncio.ensure_future(self.translate(r)) for r in reqs]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def summarise(self, req: SummariseInput) -> SummariseOutput:
+        return await self._future(self.service.summarise, req)
+
+    async def detect(self, text: str) -> Detection:
+        return await self.sync(self.service.detect, text)
+
+    async def languages(self) -> LanguagesInfo:
+        return await self.sync(self.service.languages)
+
+
+def _cancel_result(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        task.result().cancel()
