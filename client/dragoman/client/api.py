@@ -49,6 +49,12 @@ DEFAULT_TIMEOUT = 60.0
 ADDRESS_ENV = "DRAGOMAN_SERVER"
 TIMEOUT_ENV = "DRAGOMAN_TIMEOUT"
 TOKEN_ENV = "DRAGOMAN_TOKEN"
+API_KEY_ENV = "DRAGOMAN_API_KEY"
+TLS_ENV = "DRAGOMAN_TLS"
+TLS_CA_ENV = "DRAGOMAN_TLS_CA"
+# Not DRAGOMAN_TLS_CERT/KEY: those are the server's own certificate (`dragoman serve`).
+CLIENT_CERT_ENV = "DRAGOMAN_CLIENT_CERT"
+CLIENT_KEY_ENV = "DRAGOMAN_CLIENT_KEY"
 # Whole articles travel in one message; gRPC's 4 MiB default is too small for long HTML pages.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_IN_FLIGHT = 64
@@ -103,6 +109,48 @@ def resolve_address(address: str | None) -> str:
     return resolved
 
 
+def _read_pem(path: str, what: str) -> bytes:
+    try:
+        with open(os.path.expanduser(path), "rb") as handle:
+            return handle.read()
+    except OSError as error:
+        raise InvalidArgument(f"cannot read {what} {path}: {error.strerror or error}") from None
+
+
+def tls_credentials(
+    tls: bool | None = None,
+    ca: str | None = None,
+    cert: str | None = None,
+    key: str | None = None,
+) -> grpc.ChannelCredentials | None:
+    """Channel credentials from files (each None: its environment variable), or None for a
+    plaintext channel.
+
+    TLS is on when `tls` is true ($DRAGOMAN_TLS) or any file is given. `ca` ($DRAGOMAN_TLS_CA)
+    is the PEM bundle that signed the server's certificate (default: the system's roots);
+    `cert` and `key` ($DRAGOMAN_CLIENT_CERT, $DRAGOMAN_CLIENT_KEY) are this client's
+    certificate for a server that requires mutual TLS.
+    """
+    env = os.environ
+    ca = ca if ca is not None else env.get(TLS_CA_ENV, "").strip()
+    cert = cert if cert is not None else env.get(CLIENT_CERT_ENV, "").strip()
+    key = key if key is not None else env.get(CLIENT_KEY_ENV, "").strip()
+    if tls is None:
+        raw = env.get(TLS_ENV, "").strip().lower()
+        if raw not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
+            raise InvalidArgument(f"{TLS_ENV}={raw!r} is not a boolean")
+        tls = raw in ("1", "true", "yes", "on")
+    if not (tls or ca or cert or key):
+        return None
+    if bool(cert) != bool(key):
+        raise InvalidArgument("a client certificate and its key go together (--tls-cert, --tls-key)")
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read_pem(ca, "TLS CA file") if ca else None,
+        private_key=_read_pem(key, "TLS key file") if key else None,
+        certificate_chain=_read_pem(cert, "TLS certificate file") if cert else None,
+    )
+
+
 def _text_format(name: str) -> int:
     try:
         return TEXT_FORMATS[name]
@@ -129,8 +177,12 @@ def _build(factory: Callable[..., _T], **fields: Any) -> _T:
 class Client:
     """Connection to one Dragoman server (or a load balancer in front of several).
 
-    `timeout` is the default deadline of each unary call in seconds. `credentials` switches to a
-    TLS channel; `token` (else $DRAGOMAN_TOKEN) is sent as "authorization: Bearer <token>".
+    `timeout` is the default deadline of each unary call in seconds. `api_key` (else
+    $DRAGOMAN_API_KEY, else the older `token`/$DRAGOMAN_TOKEN) is sent as
+    "authorization: Bearer <key>". TLS: `tls_ca` (the CA of the server's certificate),
+    `tls_cert`/`tls_key` (this client's certificate, for mutual TLS) or `tls=True` (system
+    roots), each defaulting to its environment variable (see `tls_credentials`); or pass
+    ready-made gRPC `credentials`.
     """
 
     def __init__(
@@ -141,10 +193,20 @@ class Client:
         credentials: grpc.ChannelCredentials | None = None,
         token: str | None = None,
         options: Sequence[tuple[str, Any]] = (),
+        api_key: str | None = None,
+        tls: bool | None = None,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
     ) -> None:
         self.address = resolve_address(address)
         self.timeout = resolve_timeout(timeout)
-        token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+        token = (  # explicit arguments first, then the environment
+            api_key or token or os.environ.get(API_KEY_ENV, "").strip()
+            or os.environ.get(TOKEN_ENV) or None
+        )
+        if credentials is None:
+            credentials = tls_credentials(tls, tls_ca, tls_cert, tls_key)
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ()
         )

@@ -16,7 +16,17 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import NoReturn
 
-from dragoman.client.api import ADDRESS_ENV, DEFAULT_ADDRESS, TIMEOUT_ENV, resolve_timeout
+from dragoman.client.api import (
+    ADDRESS_ENV,
+    API_KEY_ENV,
+    CLIENT_CERT_ENV,
+    CLIENT_KEY_ENV,
+    DEFAULT_ADDRESS,
+    TIMEOUT_ENV,
+    TLS_CA_ENV,
+    TLS_ENV,
+    resolve_timeout,
+)
 from dragoman.client.cli.common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -34,7 +44,7 @@ from dragoman.client.errors import DragomanError
 
 logger = logging.getLogger(__name__)
 
-COMMAND_MODULES = ("remote", "serve", "models", "batch")
+COMMAND_MODULES = ("remote", "serve", "models", "batch", "keys")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,7 +65,7 @@ def _version() -> str:
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, inherited: bool) -> None:
-    """Add --server/--timeout/-v.
+    """Add --server/--timeout/--api-key/--tls*/-v.
 
     On sub-parsers (`inherited`) they default to SUPPRESS, so a flag given before the command
     is not overwritten by the sub-parser's default.
@@ -80,6 +90,49 @@ def _add_global_options(parser: argparse.ArgumentParser, *, inherited: bool) -> 
                 metavar="SECONDS",
                 default=default(None),
                 help=f"deadline of each call (default: ${TIMEOUT_ENV}, else 60)",
+            ),
+        ),
+        (
+            ("--api-key",),
+            dict(
+                metavar="KEY",
+                default=default(None),
+                help=f"API key sent as 'authorization: Bearer KEY' (default: ${API_KEY_ENV}; "
+                "prefer the variable: flags show in the process list)",
+            ),
+        ),
+        (
+            ("--tls",),
+            dict(
+                action="store_true",
+                default=default(None),
+                help=f"connect with TLS, trusting the system's CAs (default: ${TLS_ENV})",
+            ),
+        ),
+        (
+            ("--tls-ca",),
+            dict(
+                metavar="PEM",
+                default=default(None),
+                help=f"TLS: CA bundle of the server's certificate (default: ${TLS_CA_ENV})",
+            ),
+        ),
+        (
+            ("--tls-cert",),
+            dict(
+                metavar="PEM",
+                dest="client_tls_cert",
+                default=default(None),
+                help=f"mutual TLS: this client's certificate (default: ${CLIENT_CERT_ENV})",
+            ),
+        ),
+        (
+            ("--tls-key",),
+            dict(
+                metavar="PEM",
+                dest="client_tls_key",
+                default=default(None),
+                help=f"mutual TLS: its private key (default: ${CLIENT_KEY_ENV})",
             ),
         ),
         (

@@ -107,8 +107,17 @@ def positive_float(value: str) -> float:
 
 
 def make_client(args: argparse.Namespace) -> Client:
-    """A client for the global --server/--timeout flags (each falling back to env, then default)."""
-    return Client(getattr(args, "server", None), timeout=getattr(args, "timeout", None))
+    """A client for the global --server/--timeout/--api-key/--tls* flags (each falling back
+    to env, then default)."""
+    return Client(
+        getattr(args, "server", None),
+        timeout=getattr(args, "timeout", None),
+        api_key=getattr(args, "api_key", None),
+        tls=getattr(args, "tls", None) or None,
+        tls_ca=getattr(args, "tls_ca", None),
+        tls_cert=getattr(args, "client_tls_cert", None),
+        tls_key=getattr(args, "client_tls_key", None),
+    )
 
 
 def server_address(args: argparse.Namespace) -> str:
