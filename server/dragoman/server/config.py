@@ -103,10 +103,17 @@ class ServerConfig:
     workers: int = _opt(32, "threads preparing requests (segmenting, tokenising)")
 
     def __post_init__(self) -> None:
+    log_format: str = _opt("text", "log lines as text or json (one object per line, with "
+                           "timestamp, level, logger, message and request_id)")
+    metrics_address: str = _opt(
+        "", "host:port serving Prometheus metrics at /metrics ('' : only on the HTTP "
+        "server's /metrics)", aliases=("--metrics",))
         if self.batching not in BATCHING_MODES:
             raise InvalidInput(f"batching must be one of {', '.join(BATCHING_MODES)}")
         if self.prefer not in ("bilingual", "multilingual"):
             raise InvalidInput("prefer must be 'bilingual' or 'multilingual'")
+        if self.log_format not in ("text", "json"):
+            raise InvalidInput("log_format must be text or json")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise InvalidInput("--tls-cert and --tls-key go together")
         if self.tls_client_ca and not self.tls_cert:

@@ -12,6 +12,7 @@ errors, 130 when interrupted (progress is kept).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="deadline of each summary call (translations stream without one)")
     engine.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                         help="log more (-v: info, -vv: debug)")
+    engine.add_argument("--log-format", choices=("text", "json"), default=None,
+                        help="log lines as text or JSON objects (default: $DRAGOMAN_LOG_FORMAT, "
+                             "else text)")
     engine.add_argument("--models", metavar="DIR", help=MODELS_HELP)
     engine.add_argument("--in-flight", type=positive_int, default=32, metavar="N",
                         help="documents in flight at once (default: 32)")
@@ -191,6 +195,12 @@ def _progress(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     command = _batch_modules()
     from dragoman.server.errors import DragomanError, InvalidInput, ModelNotFound
+    from dragoman.server.observability.logs import configure_logging
+
+    log_format = args.log_format or os.environ.get("DRAGOMAN_LOG_FORMAT") or "text"
+    if log_format not in ("text", "json"):
+        raise UsageError(f"DRAGOMAN_LOG_FORMAT must be text or json, not {log_format!r}")
+    configure_logging(log_format)  # rate-limited, and routed around the progress bar
 
     try:
         if args.engine == "ray":

@@ -46,10 +46,13 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.verbose == 0:
         logging.getLogger("dragoman").setLevel(logging.INFO)
+    from dragoman.server.observability.logs import configure_logging
+
     names = {f for f in ServerConfig.__dataclass_fields__}
     flags = {k: v for k, v in vars(args).items() if k in names}
     try:
         config = load_config(flags)
+        configure_logging(config.log_format)
         asyncio.run(serve_forever(config))
     except DragomanError as exc:
         raise UsageError(str(exc)) from None

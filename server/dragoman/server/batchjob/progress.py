@@ -7,7 +7,9 @@ so the CLI picks one by whether its stream is a TTY.
 from __future__ import annotations
 
 import io
+import logging
 import os
+import sys
 import time
 from typing import Any, TextIO
 
@@ -21,6 +23,7 @@ class BarProgress:
         self._stream = stream
         self._description = description
         self._bar: Any = None
+        self._redirected: list[tuple[logging.StreamHandler[Any], Any]] = []
         self._failed = 0
         self._chars = 0
         self._started = time.monotonic()
@@ -34,6 +37,7 @@ class BarProgress:
         self._bar = tqdm(total=total, initial=skipped, unit="doc", desc=self._description,
                          file=self._stream, dynamic_ncols=sized, ncols=None if sized else 100,
                          nrows=None if sized else 24, smoothing=0.1)
+        self._redirected = _route_logging_around_bar(self._stream)
 
     def advance(self, done: int, failed: int, chars: int) -> None:
         if self._bar is None:
@@ -49,6 +53,49 @@ class BarProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        for handler, stream in self._redirected:
+            handler.setStream(stream)
+        self._redirected = []
+
+
+class _AroundBar:
+    """The stream of a console log handler while a bar is shown: each complete line goes out
+    through ``tqdm.write``, which clears the bar, writes the line and redraws the bar below
+    it, so log lines never land in the middle of the bar."""
+
+    def __init__(self, target: TextIO) -> None:
+        self.target = target
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        from tqdm import tqdm
+
+        self._pending += text
+        while "\n" in self._pending:
+            line, self._pending = self._pending.split("\n", 1)
+            tqdm.write(line, file=self.target)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self.write("\n")
+
+
+def _route_logging_around_bar(stream: TextIO) -> list[tuple[logging.StreamHandler[Any], Any]]:
+    """Point every console handler (one writing to the bar's stream, stdout or stderr: on a
+    terminal they all share the screen) at an ``_AroundBar``; returns what to restore.
+    Formatters and filters (rate limiting) stay as they are."""
+    screens = {id(stream), id(sys.stdout), id(sys.stderr)}
+    loggers = [logging.getLogger(), *(logger for logger in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(logger, logging.Logger))]
+    swapped: list[tuple[logging.StreamHandler[Any], Any]] = []
+    for logger in loggers:
+        for handler in logger.handlers:
+            if (isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+                    and id(handler.stream) in screens and not isinstance(handler.stream, _AroundBar)):
+                old = handler.setStream(_AroundBar(handler.stream))  # type: ignore[arg-type]
+                swapped.append((handler, old))
+    return swapped
 
 
 class LogProgress:
