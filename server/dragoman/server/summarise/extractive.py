@@ -3,18 +3,26 @@
 Sentences are graph nodes, edges are TF-IDF cosine similarities of their word tokens (character
 bigrams for scripts without spaces), and PageRank with a mild preference for early sentences (news
 puts the point first) ranks them. The best sentences are returned verbatim, in article order.
+
+Scraped pages carry furniture as lines of their own (bylines, dates, "2 min read", captions,
+"Click to enlarge"): those lines are not candidates (see :mod:`.boilerplate`), nor is a repeat
+of a sentence already seen (pages often print the headline twice). A sentence that was a line
+of its own without final punctuation (a headline) or a list item keeps a line break in the
+summary text instead of being run into the next sentence.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from dragoman.server.errors import InvalidInput
-from dragoman.server.text.segment import joiner, split_sentences
+from dragoman.server.summarise.boilerplate import is_boilerplate
+from dragoman.server.text.segment import joiner, line_spans, split_sentences
 from dragoman.server.text.words import count_words, tokens
 
 logger = logging.getLogger(__name__)
@@ -31,7 +39,9 @@ _MAX_ITERATIONS = 200
 @dataclass(frozen=True)
 class ExtractiveSummary:
     sentences: tuple[str, ...]  # verbatim sentences of the article, in article order
-    text: str  # the sentences joined with joiner(language)
+    # The sentences joined with joiner(language), or a line break before and after a sentence
+    # that was a line of its own without final punctuation (a headline) or a list item.
+    text: str
     total_sentences: int  # sentences in the article
 
 
@@ -105,22 +115,83 @@ def summarise_extractive(
     _check_limits(max_sentences, max_words)
     if not text.strip():
         raise InvalidInput("text to summarise is empty")
-    sentences = [text[a:b] for a, b in split_sentences(text, language)]
+    spans = split_sentences(text, language)
+    sentences = [text[a:b] for a, b in spans]
     sentence_tokens = [tokens(s) for s in sentences]
-    keep = [i for i, words in enumerate(sentence_tokens) if words]
-    if not keep:
+    total = sum(1 for words in sentence_tokens if words)
+    if not total:
         raise InvalidInput("text to summarise has no words")
+    own_line = _own_lines(text, spans)
+    keep = _candidates(text, spans, sentences, sentence_tokens)
     sentences = [sentences[i] for i in keep]
     sentence_tokens = [sentence_tokens[i] for i in keep]
+    standalone = [own_line[i] for i in keep]
 
     similarity = _similarities(sentence_tokens)
     scores = _pagerank(similarity)
     ranked = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))
     chosen = _select(ranked, sentences, similarity, max_sentences, max_words)
-    picked = tuple(sentences[i] for i in sorted(chosen))
+    order = sorted(chosen)
+    picked = tuple(sentences[i] for i in order)
     return ExtractiveSummary(
-        sentences=picked, text=joiner(language).join(picked), total_sentences=len(sentences)
+        sentences=picked, text=_join(order, sentences, standalone, joiner(language)),
+        total_sentences=total,
     )
+
+
+# Final punctuation, possibly followed by closing quotes or brackets.
+_FINAL = re.compile(r"[.!?…。！？؟।॥။።][\"'”’»)\]]*$")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•‣◦⁃–—]|\d{1,3}[.)])\s")
+
+
+def _own_lines(text: str, spans: list[tuple[int, int]]) -> list[bool]:
+    """Per sentence: was it a headline (a whole line without final punctuation) or a list item?"""
+    out = []
+    lines = line_spans(text)
+    li = 0
+    for a, b in spans:
+        while lines[li][1] < a:
+            li += 1
+        start, end = lines[li]
+        whole = not text[start:a].strip() and not text[b:end].strip()
+        sentence = text[a:b]
+        out.append(bool(whole and (not _FINAL.search(sentence) or _LIST_ITEM.match(text[start:end]))))
+    return out
+
+
+def _candidates(
+    text: str, spans: list[tuple[int, int]], sentences: list[str], sentence_tokens: list[list[str]]
+) -> list[int]:
+    """Sentences worth ranking: with words, not on a boilerplate line, not seen before.
+
+    A text that is all boilerplate keeps its sentences (a summary of it is still asked for).
+    """
+    lines = line_spans(text)
+    keep: list[int] = []
+    seen: set[str] = set()
+    li = 0
+    for i, (a, _) in enumerate(spans):
+        while lines[li][1] < a:
+            li += 1
+        if not sentence_tokens[i] or sentences[i] in seen:
+            continue
+        if is_boilerplate(text[lines[li][0]:lines[li][1]]):
+            continue
+        seen.add(sentences[i])
+        keep.append(i)
+    if not keep:
+        logger.debug("every line is boilerplate; ranking them all")
+        keep = [i for i, words in enumerate(sentence_tokens) if words]
+    return keep
+
+
+def _join(order: list[int], sentences: list[str], standalone: list[bool], separator: str) -> str:
+    parts: list[str] = []
+    for n, i in enumerate(order):
+        if n:
+            parts.append("\n" if standalone[i] or standalone[order[n - 1]] else separator)
+        parts.append(sentences[i])
+    return "".join(parts)
 
 
 def _select(

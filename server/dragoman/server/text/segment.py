@@ -153,6 +153,11 @@ def _lines(text: str, start: int, end: int) -> Iterator[Span]:
     yield position, end
 
 
+def line_spans(text: str) -> list[Span]:
+    """Content spans of every line of ``text`` (line breaks excluded), in order."""
+    return list(_lines(text, 0, len(text)))
+
+
 def _paragraphs(text: str) -> Iterator[Span]:
     """Paragraph spans of wrapped text (blank lines and hard breaks excluded)."""
     position = 0
