@@ -32,6 +32,8 @@ from dragoman.server.batchjob.local import LocalEngine
 from dragoman.server.build import build_service
 from dragoman.server.batchjob.runner import RunOptions
 from dragoman.server.config import load_config
+from dragoman.server.engine import compute_type_for
+from dragoman.server.manifest import read_manifest
 from dragoman.server.text.segment import split_document
 from tests.conftest import install_copy_model
 from tests.support.tinymodels import _BASE_LINES, COPY_CORPUS, train_sentencepiece
@@ -63,7 +65,9 @@ def raw_ctranslate2(model_dir: Path, docs: list[dict[str, object]], config) -> t
     sentences = [s for d in docs for field in ("text", "title")
                  for s in split_document(str(d[field]), "en").sentences]
     tokens = sorted((sp.encode(s, out_type=str) for s in sentences), key=len)
-    translator = ctranslate2.Translator(str(model_dir), compute_type=config.compute_type,
+    # The compute type the service resolves for this model (its installed precision or the flag).
+    compute_type = compute_type_for(config.compute_type, read_manifest(model_dir))
+    translator = ctranslate2.Translator(str(model_dir), compute_type=compute_type,
                                         inter_threads=config.inter_threads,
                                         intra_threads=config.intra_threads)
     batches: list[list[list[str]]] = [[]]

@@ -17,7 +17,7 @@ def _flags(argv: list[str]) -> dict[str, object]:
 def test_defaults() -> None:
     config = load_config({}, env={})
     assert config.address == "localhost:50051"
-    assert config.compute_type == "int8"
+    assert config.compute_type == "auto"  # each model's installed precision
     assert config.batching == "dynamic"
 
 

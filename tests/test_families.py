@@ -143,8 +143,12 @@ def _small(config_cls: Any, **kwargs: Any) -> Any:
     )
 
 
-def build_marian(folder: Path, sp_model: Path, targets: dict[str, str] | None) -> Checkpoint:
-    """An OPUS-MT style checkpoint; ``targets`` (ISO -> ``>>xxx<<``) makes it multi-target."""
+def build_marian(
+    folder: Path, sp_model: Path, targets: dict[str, str] | None, *, zero_pad_row: bool = True
+) -> Checkpoint:
+    """An OPUS-MT style checkpoint; ``targets`` (ISO -> ``>>xxx<<``) makes it multi-target.
+    ``zero_pad_row=False`` lets training move the ``<pad>`` row (the decoder start embedding),
+    as fine-tuning a tied-embedding Marian model in transformers does."""
     torch, transformers = _hf()
     work = folder.parent / f".{folder.name}-files"
     work.mkdir(parents=True)
@@ -190,7 +194,7 @@ def build_marian(folder: Path, sp_model: Path, targets: dict[str, str] | None) -
         with torch.no_grad():
             model.model.shared.weight[pad].zero_()
 
-    _train(model, example, pad, keep_start_embedding_zero)
+    _train(model, example, pad, keep_start_embedding_zero if zero_pad_row else lambda: None)
     model.generation_config.bad_words_ids = [[pad]]  # as OPUS-MT checkpoints ship it
     model.generation_config.num_beams = 4
     model.save_pretrained(str(folder))

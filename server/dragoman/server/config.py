@@ -60,7 +60,9 @@ class ServerConfig:
     address: str = _opt("localhost:50051", "host:port to listen on")
     models: str = _opt("", "model store folder (default: the per-user data folder)")
     device: str = _opt("cpu", "CTranslate2 device: cpu, cuda or auto")
-    compute_type: str = _opt("int8", "CTranslate2 compute type (int8, int8_float32, float32, ...)")
+    compute_type: str = _opt(
+        "auto", "CTranslate2 compute type (int8, int8_float32, float32, ...); auto: each model "
+        "at the precision it was installed with (int8 where its manifest records none)")
     inter_threads: int = _opt(_default_threads()[0], "model replicas decoding in parallel")
     intra_threads: int = _opt(_default_threads()[1], "threads per replica")
     beam_size: int = _opt(0, "beam size for every call (0: each model's default)")
@@ -101,19 +103,19 @@ class ServerConfig:
         "localhost:5000", "host:port of the HTTP server (LibreTranslate and DeepL APIs, JSON, "
         "web page); 'off' disables it", aliases=("--http",))
     workers: int = _opt(32, "threads preparing requests (segmenting, tokenising)")
-
-    def __post_init__(self) -> None:
     log_format: str = _opt("text", "log lines as text or json (one object per line, with "
                            "timestamp, level, logger, message and request_id)")
     metrics_address: str = _opt(
         "", "host:port serving Prometheus metrics at /metrics ('' : only on the HTTP "
         "server's /metrics)", aliases=("--metrics",))
+
+    def __post_init__(self) -> None:
         if self.batching not in BATCHING_MODES:
             raise InvalidInput(f"batching must be one of {', '.join(BATCHING_MODES)}")
-        if self.prefer not in ("bilingual", "multilingual"):
-            raise InvalidInput("prefer must be 'bilingual' or 'multilingual'")
         if self.log_format not in ("text", "json"):
             raise InvalidInput("log_format must be text or json")
+        if self.prefer not in ("bilingual", "multilingual"):
+            raise InvalidInput("prefer must be 'bilingual' or 'multilingual'")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise InvalidInput("--tls-cert and --tls-key go together")
         if self.tls_client_ca and not self.tls_cert:

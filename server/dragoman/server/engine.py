@@ -32,7 +32,8 @@ class RuntimeOptions:
     """How models are loaded and run (shared by every model of a server)."""
 
     device: str = "cpu"
-    compute_type: str = "int8"
+    # "auto": each model at the precision it was installed with (see compute_type_for).
+    compute_type: str = "auto"
     inter_threads: int = 1
     intra_threads: int = 0  # 0 lets CTranslate2 pick
     max_batch_tokens: int = 4096
@@ -58,6 +59,24 @@ class Encoded:
     target_prefix: tuple[str, ...] = ()
 
 
+# Compute type of models whose manifest records no precision (Argos packages ship int8 weights).
+UNRECORDED_COMPUTE_TYPE = "int8"
+
+
+def compute_type_for(configured: str, manifest: Manifest) -> str:
+    """The CTranslate2 compute type to load a model with.
+
+    An explicit ``--compute-type`` wins. Otherwise ("auto" or "") the model runs at the
+    precision it was installed with: a checkpoint converted with ``--quantization float32``
+    must not be re-quantised to int8 at load. CTranslate2's "default" keeps the weights' saved
+    type (falling back to the nearest one the device supports, e.g. float16 on a CPU); models
+    that record nothing are loaded as int8, as before.
+    """
+    if configured and configured != "auto":
+        return configured
+    return "default" if manifest.quantization else UNRECORDED_COMPUTE_TYPE
+
+
 def _expand(templates: Sequence[str], src: str, tgt: str) -> tuple[str, ...]:
     return tuple(t.replace("{src}", src).replace("{tgt}", tgt) for t in templates)
 
@@ -74,17 +93,20 @@ class Seq2SeqModel:
         self._source_tok, self._target_tok = load_tokenizers(model_dir, manifest.tokenizer)
         self._lock = threading.Lock()
         self._active = 0
+        self.compute_type = compute_type_for(runtime.compute_type, manifest)
         kwargs: dict[str, object] = {
             "device": runtime.device,
-            "compute_type": runtime.compute_type,
+            "compute_type": self.compute_type,
             "inter_threads": max(1, runtime.inter_threads),
         }
         if runtime.intra_threads:
             kwargs["intra_threads"] = runtime.intra_threads
         self._translator = ctranslate2.Translator(str(model_dir), **kwargs)
         logger.info(
-            "loaded model %s (%s, %s) from %s", manifest.name, manifest.task,
-            runtime.compute_type, model_dir,
+            "loaded model %s (%s, compute type %s%s) from %s", manifest.name, manifest.task,
+            self.compute_type,
+            f" = installed {manifest.quantization}" if self.compute_type == "default" else "",
+            model_dir,
         )
 
     @property

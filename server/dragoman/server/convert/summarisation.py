@@ -90,6 +90,7 @@ def generation_settings(config: dict[str, Any], generation_config: dict[str, Any
 def generation_defaults(settings: dict[str, Any]) -> Generation:
     """Map Hugging Face generation settings onto the manifest's.
 
+    Absent settings take transformers' defaults (greedy: ``num_beams`` 1), not the manifest's.
     Hugging Face's ``max_length``/``min_length`` count the decoder start token of
     encoder-decoder models; CTranslate2's decoding lengths do not, hence the ``- 1``. With
     ``forced_eos_token_id`` (BART) Hugging Face spends the last position on ``</s>``, which
@@ -97,9 +98,9 @@ def generation_defaults(settings: dict[str, Any]) -> Generation:
     text.
     """
     g = Generation()
-    values: dict[str, Any] = {}
-    if "num_beams" in settings:
-        values["beam_size"] = max(1, int(settings["num_beams"]))
+    # transformers decodes greedily unless the checkpoint asks for beams (its GenerationConfig
+    # default is num_beams=1, and save_pretrained writes only what differs from the defaults).
+    values: dict[str, Any] = {"beam_size": max(1, int(settings.get("num_beams") or 1))}
     for key, name, cast in (
         ("length_penalty", "length_penalty", float),
         ("repetition_penalty", "repetition_penalty", float),

@@ -130,16 +130,76 @@ def full_vocabulary(tokenizer: Any) -> dict[str, int]:
     return vocab
 
 
+# Added to the <pad> logit when the checkpoint bans generating it: the most negative float16,
+# so the bias survives any quantization and exp() of it is exactly 0 after softmax.
+_BANNED_LOGIT = -65504.0
+
+
+def _start_from_pad_row(spec: Any, model: Any, pad_token: str) -> None:
+    """Make a Marian decoder start from its ``<pad>`` embedding, as transformers does.
+
+    CTranslate2's Marian loader drops the ``<pad>`` row (the last one) from the vocabulary and
+    the embeddings and starts the decoder from a zero vector instead. That is exact for
+    OPUS-MT releases, whose ``<pad>`` row is zero, but a checkpoint fine-tuned in transformers
+    with tied embeddings trains that row through the output projection, and every output
+    then differs. Such a model keeps its ``<pad>`` row and token and starts from it; the
+    checkpoint's ``bad_words_ids`` ban on generating ``<pad>`` becomes a bias that no output
+    can overcome.
+    """
+    weight = model.get_input_embeddings().weight
+    pad = model.config.pad_token_id
+    if pad is None or not bool(weight[pad].any()):
+        return  # a zero row: CTranslate2's zero start embedding is exact
+    vocabularies = getattr(spec, "_vocabularies", None)
+    if pad != weight.shape[0] - 1 or not isinstance(vocabularies, dict):
+        raise StoreError(
+            "this Marian checkpoint's decoder starts from a trained <pad> embedding (fine-tuned "
+            "with tied embeddings), which CTranslate2's converter replaces by zeros; it cannot "
+            "be converted exactly"
+        )
+    for lists in vocabularies.values():
+        for tokens in lists:
+            if len(tokens) == pad:
+                tokens.append(pad_token)
+    spec.encoder.embeddings[0].weight = model.get_encoder().embed_tokens.weight
+    spec.decoder.embeddings.weight = model.get_decoder().embed_tokens.weight
+    spec.decoder.projection.weight = model.lm_head.weight
+    bias = getattr(model, "final_logits_bias", None)
+    bias = bias.detach().reshape(-1).clone() if bias is not None else weight.new_zeros(pad + 1)
+    banned = getattr(model.generation_config, "bad_words_ids", None) or []
+    if [pad] in [list(ids) for ids in banned]:
+        bias[pad] = _BANNED_LOGIT
+    spec.decoder.projection.bias = bias
+    spec.decoder.start_from_zero_embedding = False
+    spec.config.decoder_start_token = pad_token
+    logger.info("Marian <pad> row is trained: the decoder starts from it, as in transformers")
+
+
 def _run_converter(source: Path, target: Path, quantization: str | None) -> None:
-    """CTranslate2's TransformersConverter, fed a tokenizer with its full vocabulary."""
+    """CTranslate2's TransformersConverter, fed a tokenizer with its full vocabulary (and, for
+    Marian, keeping a trained decoder start embedding: :func:`_start_from_pad_row`)."""
     from ctranslate2.converters import TransformersConverter
 
     class Converter(TransformersConverter):  # type: ignore[misc]
+        model: Any = None
+        tokenizer: Any = None
+
+        def load_model(self, model_class: Any, path: str, **kwargs: Any) -> Any:
+            self.model = super().load_model(model_class, path, **kwargs)
+            return self.model
+
         def load_tokenizer(self, tokenizer_class: Any, path: str, **kwargs: Any) -> Any:
             tokenizer = super().load_tokenizer(tokenizer_class, path, **kwargs)
+            self.tokenizer = tokenizer
             if set(full_vocabulary(tokenizer)) - set(tokenizer.get_vocab()):
                 return _WithLanguageTokens(tokenizer)
             return tokenizer
+
+        def _load(self) -> Any:
+            spec = super()._load()
+            if self.model is not None and self.model.config.model_type == "marian":
+                _start_from_pad_row(spec, self.model, str(self.tokenizer.pad_token))
+            return spec
 
     try:
         Converter(str(source)).convert(str(target), quantization=quantization or None, force=True)
