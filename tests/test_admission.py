@@ -110,6 +110,12 @@ def test_a_call_that_cannot_finish_before_its_deadline_is_refused_at_once(timed)
     with pytest.raises(Overloaded, match=r"would need about 10\.2 s .* deadline is in 5\.0 s"):
         batcher.submit([sized("late", 20)], OPTIONS, deadline=clock() + 5.0)
     assert batcher.stats.late == 1
+    # The cheap check callers make before preparing a request sees the queue alone.
+    with pytest.raises(Overloaded, match=r"would need about 10\.0 s for this call \(1000 tokens queued at"):
+        batcher.check_deadline(clock() + 5.0)
+    batcher.check_deadline(clock() + 11.0)
+    batcher.check_deadline(None)
+    assert batcher.stats.late == 2
     # Room before the deadline, or no deadline at all: admitted.
     ok = batcher.submit([sized("fits", 20)], OPTIONS, deadline=clock() + 60.0)
     free = batcher.submit([sized("free", 20)], OPTIONS)
@@ -120,7 +126,7 @@ def test_a_call_that_cannot_finish_before_its_deadline_is_refused_at_once(timed)
     for fut in [blocker, *queued, *ok, *free]:
         fut.result(WAIT)
     assert model.calls > calls
-    assert batcher.stats.late == 2
+    assert batcher.stats.late == 3
 
 
 # -- over gRPC ---------------------------------------------------------------------------

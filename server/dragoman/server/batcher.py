@@ -38,6 +38,8 @@ from typing import Callable, Protocol, Sequence
 
 from dragoman.server.engine import DecodingOptions, Encoded
 from dragoman.server.errors import DeadlineExceeded, ModelFailed, Overloaded, Unavailable
+from dragoman.server.observability.hooks import ModelObserver
+from dragoman.server.observability.tracing import span
 
 logger = logging.getLogger(__name__)
 
@@ -157,11 +159,13 @@ class Batcher:
         self, model: Generator, options: BatchingOptions = BatchingOptions(),
         cost: Callable[[int, int, DecodingOptions], int] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        observer: ModelObserver | None = None,
     ) -> None:
         """``cost(sentences, longest_source, options)`` estimates a call's decoding memory in
         bytes; with ``options.max_batch_bytes`` it caps every batch and the batches in flight
         (a sentence too large for the whole cap still decodes, alone). ``clock`` (monotonic
-        seconds, deadlines use the same) times generate calls for the admission estimate."""
+        seconds, deadlines use the same) times generate calls for the admission estimate.
+        ``observer`` hears of every generate call (metrics)."""
         if options.max_batch_tokens < 1 or options.max_queued < 1:
             raise ValueError("max_batch_tokens and max_queued must be at least 1")
         self.model = model
@@ -171,6 +175,7 @@ class Batcher:
         self._in_flight_bytes = 0  # estimated memory of the batches being decoded
         self.stats = BatcherStats()
         self._clock = clock
+        self.observer = observer
         self.rate = DecodeRate(options.max_batch_tokens)
         # One FIFO lane per decoding options: a generate call has one set of options.
         self._lanes: dict[DecodingOptions, deque[_Item]] = {}
@@ -200,6 +205,17 @@ class Batcher:
         (None before the rate is known)."""
         with self._cond:
             return self._wait_locked(tokens)
+
+    def check_deadline(self, deadline: float | None, tokens: int = 0) -> None:
+        """Raise :class:`Overloaded` when the queue (and ``tokens`` more) cannot be decoded
+        before ``deadline`` at the measured rate: a cheap check callers make before they
+        prepare a request, so a refusal under overload costs next to nothing."""
+        with self._cond:
+            late = self._late_locked(tokens, deadline)
+            if late:
+                self.stats.late += 1
+        if late:
+            raise Overloaded(late)
 
     def _wait_locked(self, tokens: int) -> float | None:
         rate = self.rate.per_second()
@@ -245,7 +261,7 @@ class Batcher:
                     f"model {self.model.name} has {self._live} sentences queued "
                     f"(limit {self.options.max_queued}); retry later"
                 )
-            elif (late := self._late_locked(queued, deadline)):
+            elif (late := self._late_locked(sum(item.size for item in queued), deadline)):
                 self.stats.late += 1
                 refused = late
             else:
@@ -266,12 +282,11 @@ class Batcher:
             item.future.add_done_callback(functools.partial(self._forget, item))
         return [item.future for item in queued]
 
-    def _late_locked(self, queued: list[_Item], deadline: float | None) -> str:
-        """Why ``queued`` cannot be decoded before ``deadline``, or "" when it can (or when
-        the rate is not known yet: no estimate, no refusal)."""
+    def _late_locked(self, own: int, deadline: float | None) -> str:
+        """Why the queue and ``own`` more tokens cannot be decoded before ``deadline``, or ""
+        when they can (or when the rate is not known yet: no estimate, no refusal)."""
         if deadline is None:
             return ""
-        own = sum(item.size for item in queued)
         wait = self._wait_locked(own)
         left = deadline - self._clock()
         if wait is None or wait <= left:
@@ -279,7 +294,8 @@ class Batcher:
         rate = (self.rate.per_second() or 0.0) * max(1, self.options.workers)
         return (
             f"model {self.model.name} would need about {wait:.1f} s for this call "
-            f"({self._tokens} tokens queued and {own} of its own at {rate:.0f} tokens/s) "
+            f"({self._tokens} tokens queued{f' and {own} of its own' if own else ''} at "
+            f"{rate:.0f} tokens/s) "
             f"but its deadline is in {max(0.0, left):.1f} s; retry later or allow more time"
         )
 
@@ -506,9 +522,13 @@ class Batcher:
             item.future.set_result(out)
 
     def _generate(self, live: list[_Item]) -> list[tuple[str, ...]]:
-        started = self._clock()
-        outputs = self.model.generate([i.encoded for i in live], live[0].options)
-        took = self._clock() - started
+        tokens = sum(i.size for i in live)
+        with span("ctranslate2.generate", {"dragoman.model": self.model.name,
+                                           "dragoman.sentences": len(live),
+                                           "dragoman.source_tokens": tokens}):
+            started = self._clock()
+            outputs = self.model.generate([i.encoded for i in live], live[0].options)
+            took = self._clock() - started
         if len(outputs) != len(live):
             raise RuntimeError(
                 f"model {self.model.name} returned {len(outputs)} outputs for {len(live)} inputs"
@@ -519,6 +539,10 @@ class Batcher:
             self.stats.sentences += len(live)
             self.stats.tokens += sum(i.size for i in live)
             self.stats.padded_tokens += len(live) * max(i.size for i in live)
+        if self.observer is not None:
+            self.observer.batch_done(self.model.name, len(live), tokens,
+                                     len(live) * max(i.size for i in live),
+                                     sum(len(o) for o in outputs), took)
         return outputs
 
     def _retry_alone(self, item: _Item) -> None:

@@ -88,6 +88,13 @@ class ModelRegistry:
         with self._lock:
             return [n for n, lm in self._loaded.items() if lm.model.loaded]
 
+    def loaded(self, name: str) -> LoadedModel | None:
+        """The model if it is in memory, without loading it or touching the LRU order (for
+        cheap checks such as admission)."""
+        with self._lock:
+            lm = self._loaded.get(name)
+            return lm if lm is not None and lm.model.loaded else None
+
     def _translators(self) -> list[InstalledModel]:
         return [m for m in self.installed if m.manifest.task == "translate"]
 

@@ -154,6 +154,16 @@ class Dragoman:
         longer, and the batcher drops the call's work once it passes."""
         return self._capped(monotonic_deadline(seconds_left))
 
+    def _check_time(self, route: Route | None, deadline: float | None) -> None:
+        """Refuse (Overloaded) before any segmenting or tokenising when the first model's
+        queue alone cannot be decoded before ``deadline``; the batcher checks again with the
+        request's own tokens."""
+        if route is None or deadline is None:
+            return
+        loaded = self.registry.loaded(route.legs[0].model)
+        if loaded is not None:
+            loaded.batcher.check_deadline(deadline)
+
     def _capped(self, deadline: float | None) -> float | None:
         cap = self.limits.max_request_seconds
         if cap <= 0:
@@ -258,6 +268,7 @@ class Dragoman:
             return self._tracked(completed, TranslateOutput(
                 req.id, req.text, source, target, (), detected=detected))
         route = self.registry.route(source, target)
+        self._check_time(route, deadline)
         return self._tracked(self._translate_routed, req, route, source, target, detected, deadline)
 
     def _translate_routed(
