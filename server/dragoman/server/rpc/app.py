@@ -181,7 +181,11 @@ async def start(service: Dragoman, config: ServerConfig) -> ServerHandle:
     logger.info("loaded %d model(s) in %.2fs: %s", len(names), time.monotonic() - started,
                 ", ".join(names) or "none (extractive summaries only)")
     if config.http_enabled:
-        handle.http = await start_http(handle, config)
+        try:
+            handle.http = await start_http(handle, config)
+        except BaseException:
+            await handle.stop(0)  # do not leave gRPC listening when the start fails
+            raise
     await handle.set_serving(True)
     handle.housekeeping = asyncio.create_task(handle.keep_current())
     return handle

@@ -83,6 +83,8 @@ function updateTask() {
   $("summary-options").hidden = !summarising;
   $("run").textContent = summarising ? "Summarise" : "Translate";
   updateLanguages();
+  // A summary stays in the text's language unless asked; a translation needs a target.
+  $("target").selectedIndex = 0;
 }
 
 async function loadLanguages() {
@@ -128,7 +130,7 @@ async function run(event) {
       result = out.summary || "";
       meta = `${out.language}${out.targetLanguage && out.targetLanguage !== out.language ? ` → ${out.targetLanguage}` : ""}` +
         ` · ${out.method === "SUMMARY_METHOD_ABSTRACTIVE" ? "abstractive" : "extractive"}` +
-        (out.model ? ` · ${out.model}` : "");
+        (out.model && out.model !== "extractive" ? ` · ${out.model}` : "");
     }
     $("result").value = result;
     $("meta").textContent = meta;
