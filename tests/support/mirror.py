@@ -4,7 +4,7 @@ enough of the Hugging Face Hub HTTP API for ``huggingface_hub`` pointed at it by
 Hub endpoints served (what huggingface_hub's ``snapshot_download``/``hf_hub_download`` and
 ``HfApi.model_info`` request):
 
-- ``GET /api/models/{repo}/revision/{rev}``: model info with ``sha`` and ``siblings``;
+- ``GET /api/models/{repo}[/revision/{rev}]``: model info with ``sha`` and ``siblings``;
 - ``GET /api/models/{repo}/tree/{rev}``: the file listing (``oid`` = git blob SHA-1; ``lfs``
   with the SHA-256 for weights and SentencePiece models);
 - ``HEAD``/``GET /{repo}/resolve/{rev}/{file}``: ``X-Repo-Commit``, ``ETag`` (and for LFS files
@@ -123,7 +123,8 @@ class Mirror:
             return self.drops.pop(path, None)
 
 
-_API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<kind>revision|tree)/(?P<rev>[^/?]+)")
+_API = re.compile(
+    r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/(?P<kind>revision|tree)/(?P<rev>[^/?]+))?$")
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
 
 
@@ -160,11 +161,11 @@ class _Handler(BaseHTTPRequestHandler):
         if repo.gated and self.headers.get("Authorization") != f"Bearer {self.owner.token}":
             self._status(401, "GatedRepo")
             return
-        rev = (api or resolve).group("rev")  # type: ignore[union-attr]
+        rev = (api or resolve).group("rev") or "main"  # type: ignore[union-attr]
         if rev not in ("main", repo.commit):
             self._status(404, "RevisionNotFound")
             return
-        if api and api.group("kind") == "revision":
+        if api and api.group("kind") in ("revision", None):
             self._json({"id": repo.repo_id, "modelId": repo.repo_id, "sha": repo.commit,
                         "private": False, "gated": "auto" if repo.gated else False,
                         "siblings": [{"rfilename": name} for name in sorted(repo.files)]})

@@ -16,7 +16,7 @@ from typing import Iterable
 
 from dragoman.server.batcher import Batcher, BatchingOptions
 from dragoman.server.engine import RuntimeOptions, Seq2SeqModel
-from dragoman.server.errors import ModelNotFound, StoreError
+from dragoman.server.errors import InvalidInput, ModelNotFound, StoreError
 from dragoman.server.store import InstalledModel, ModelStore
 
 logger = logging.getLogger(__name__)
@@ -113,7 +113,11 @@ class ModelRegistry:
 
         return sorted(found, key=rank)
 
-    def route(self, source: str, target: str) -> Route:
+    def route(self, source: str, target: str, model: str = "") -> Route:
+        """The models that translate ``source`` -> ``target``; ``model`` names one the caller
+        wants (see :meth:`_chosen_route`), "" lets the ranking decide."""
+        if model:
+            return self._chosen_route(source, target, model)
         direct = self.direct_models(source, target)
         if direct:
             return Route((Leg(direct[0].name, source, target),))
@@ -127,6 +131,78 @@ class ModelRegistry:
                     pivot_language=pivot,
                 )
         raise ModelNotFound(self._missing_pair_message(source, target))
+
+    def _chosen_route(self, source: str, target: str, model: str) -> Route:
+        """The route through the model a request named.
+
+        Direct when the model translates the pair. Otherwise, when the pair would go through
+        the pivot language, the named model takes the leg it serves (source -> pivot or
+        pivot -> target) and the ranking picks the other leg, so a caller can still choose
+        e.g. which de->en model feeds an en->fr one. An unknown name is ModelNotFound (the
+        caller may have a typo or a model not installed here); a known model that cannot serve
+        the pair is InvalidInput (the request asks for something impossible).
+        """
+        chosen = self.installed_model(model)
+        if chosen is None:
+            raise ModelNotFound(
+                f"no model named {model!r} is installed; "
+                + self._candidates_message(source, target)
+            )
+        serves = set(chosen.manifest.pairs()) if chosen.manifest.task == "translate" else set()
+        if (source, target) in serves:
+            return Route((Leg(model, source, target),))
+        pivot = self.routing.pivot_language
+        if pivot and pivot not in (source, target):
+            if (source, pivot) in serves:
+                second = self.direct_models(pivot, target)
+                if second:
+                    return Route(
+                        (Leg(model, source, pivot), Leg(second[0].name, pivot, target)),
+                        pivot_language=pivot,
+                    )
+            if (pivot, target) in serves:
+                first = self.direct_models(source, pivot)
+                if first:
+                    return Route(
+                        (Leg(first[0].name, source, pivot), Leg(model, pivot, target)),
+                        pivot_language=pivot,
+                    )
+        what = (
+            "is a summariser, not a translation model"
+            if chosen.manifest.task != "translate"
+            else f"does not translate {source}->{target}"
+            + (f" (nor a leg of it through {pivot})" if pivot and pivot not in (source, target)
+               else "")
+        )
+        raise InvalidInput(
+            f"model {model!r} {what}; " + self._candidates_message(source, target)
+        )
+
+    def installed_model(self, name: str) -> InstalledModel | None:
+        """The installed model of that name (re-reading the store once if it is unknown)."""
+        with self._lock:
+            found = self._installed.get(name)
+        if found is None:
+            self.refresh()
+            with self._lock:
+                found = self._installed.get(name)
+        return found
+
+    def _candidates_message(self, source: str, target: str) -> str:
+        direct = [m.name for m in self.direct_models(source, target)]
+        if direct:
+            return f"models for {source}->{target}: {', '.join(direct)}"
+        pivot = self.routing.pivot_language
+        if pivot and pivot not in (source, target):
+            legs = [m.name for m in self.direct_models(source, pivot)] + [
+                m.name for m in self.direct_models(pivot, target)
+            ]
+            if legs:
+                return (
+                    f"no model translates {source}->{target} directly; models for its legs "
+                    f"through {pivot}: {', '.join(dict.fromkeys(legs))}"
+                )
+        return f"no installed model translates {source}->{target}"
 
     def _missing_pair_message(self, source: str, target: str) -> str:
         pairs = sorted({f"{s}->{t}" for m in self._translators() for s, t in m.manifest.pairs()})
@@ -160,6 +236,32 @@ class ModelRegistry:
              if m.manifest.task == "summarise" and language in m.manifest.source_languages),
             key=lambda m: (len(m.manifest.source_languages) > 1, m.name),
         )
+
+    def summariser(self, language: str, model: str = "") -> InstalledModel | None:
+        """The abstractive summariser for ``language``: the one named by ``model`` (checked
+        like a translation model, see :meth:`_chosen_route`), else the best ranked one, else
+        None."""
+        found = self.summarisers(language)
+        if not model:
+            return found[0] if found else None
+        names = ", ".join(m.name for m in found) or "none installed"
+        chosen = self.installed_model(model)
+        if chosen is None:
+            raise ModelNotFound(
+                f"no model named {model!r} is installed; summarisers for {language!r}: {names}"
+            )
+        if chosen.manifest.task != "summarise":
+            raise InvalidInput(
+                f"model {model!r} is a translation model, not a summariser; "
+                f"summarisers for {language!r}: {names}"
+            )
+        if language not in chosen.manifest.source_languages:
+            raise InvalidInput(
+                f"summariser {model!r} does not read {language!r} (it reads "
+                f"{', '.join(chosen.manifest.source_languages)}); summarisers for "
+                f"{language!r}: {names}"
+            )
+        return chosen
 
     def summarisation_languages(self) -> list[str]:
         return sorted({

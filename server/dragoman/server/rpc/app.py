@@ -40,8 +40,17 @@ SERVICE_NAMES = (
     summarisation_pb2.DESCRIPTOR.services_by_name["SummarisationService"].full_name,
 )
 MODEL_HEALTH_PREFIX = "dragoman.model."
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # replies (a translation may outgrow its source)
+# Request fields other than the text (id, language codes, model name) and protobuf framing.
+REQUEST_OVERHEAD_BYTES = 64 * 1024
 HOUSEKEEPING_SECONDS = 5.0
+
+
+def receive_limit(max_chars: int) -> int:
+    """The largest request message the server takes: the largest legal document (up to 4
+    UTF-8 bytes per character) plus overhead. gRPC refuses a bigger one itself, from its
+    length prefix, before buffering it, so an oversized call costs next to nothing."""
+    return 4 * max_chars + REQUEST_OVERHEAD_BYTES
 DEFAULT_HTTP_ADDRESS = next(f.default for f in fields(ServerConfig) if f.name == "http_address")
 
 
@@ -118,7 +127,12 @@ def create_server(
         interceptors=interceptors,
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", receive_limit(service.limits.max_chars)),
+            # A stream's window is one largest message and does not grow (no BDP probing):
+            # gRPC buffers what arrives before a handler reads it, up to the window, so with
+            # a growing window 20 oversized calls still cost 100-300 MB; this way ~5 MB.
+            ("grpc.http2.lookahead_bytes", receive_limit(service.limits.max_chars)),
+            ("grpc.http2.bdp_probe", 0),
             ("grpc.so_reuseport", 0),
         ],
     )
