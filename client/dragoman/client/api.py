@@ -73,6 +73,7 @@ class TranslateInput:
     target: str | None = None
     format: str | None = None
     beam_size: int | None = None
+    model: str | None = None
 
 
 # Keys accepted in dict documents, mapped to TranslateInput fields (proto names work too).
@@ -85,6 +86,7 @@ _DICT_KEYS: dict[str, str] = {
     "target_language": "target",
     "format": "format",
     "beam_size": "beam_size",
+    "model": "model",
 }
 
 
@@ -158,6 +160,14 @@ def _text_format(name: str) -> int:
         raise InvalidArgument(
             f"format must be one of {', '.join(TEXT_FORMATS)}, got {name!r}"
         ) from None
+
+
+def _model(value: str | None) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"model must be a model name (str), got {value!r}")
+    return value.strip()
 
 
 def _count(name: str, value: int) -> int:
@@ -259,9 +269,15 @@ class Client:
         format: str = "plain",
         beam_size: int = 0,
         id: str = "",
+        model: str | None = None,
         timeout: float | None = None,
     ) -> Translation:
-        """Translate one document into `target`; the source language is detected when None."""
+        """Translate one document into `target`; the source language is detected when None.
+
+        `model` names the installed model to use when several serve the pair (None: the
+        server's choice); an unknown name raises NotFound listing the candidates, a model that
+        does not serve the pair InvalidArgument.
+        """
         request = _build(
             translation_pb2.TranslateRequest,
             id=id,
@@ -270,6 +286,7 @@ class Client:
             target_language=target,
             format=_text_format(format),
             beam_size=_count("beam_size", beam_size),
+            model=_model(model),
         )
         result = Translation.from_proto(self._call(self._translation.Translate, request, timeout))
         if result.error is not None:  # only streams should carry one; never hide it
@@ -284,6 +301,7 @@ class Client:
         source: str | None = None,
         format: str = "plain",
         beam_size: int = 0,
+        model: str | None = None,
         timeout: float | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         on_error: Literal["raise", "yield"] = "raise",
@@ -311,7 +329,8 @@ class Client:
         if on_error not in ("raise", "yield"):
             raise InvalidArgument(f"on_error must be 'raise' or 'yield', got {on_error!r}")
         defaults = TranslateInput(
-            text="", source=source, target=target, format=format, beam_size=beam_size
+            text="", source=source, target=target, format=format, beam_size=beam_size,
+            model=_model(model),
         )
         _text_format(format)
         _count("beam_size", beam_size)
@@ -385,9 +404,14 @@ class Client:
         max_words: int = 0,
         format: str = "plain",
         id: str = "",
+        model: str | None = None,
         timeout: float | None = None,
     ) -> Summary:
-        """Summarise `text` (language detected when None), translated into `target` if given."""
+        """Summarise `text` (language detected when None), translated into `target` if given.
+
+        `model` names the abstractive summariser to use (implying the abstractive method);
+        None lets the server choose.
+        """
         try:
             method_value = SUMMARY_METHODS[method]
         except (KeyError, TypeError):
@@ -404,6 +428,7 @@ class Client:
             max_sentences=_count("max_sentences", max_sentences),
             max_words=_count("max_words", max_words),
             format=_text_format(format),
+            model=_model(model),
         )
         return Summary.from_proto(self._call(self._summarisation.Summarise, request, timeout))
 
@@ -537,4 +562,5 @@ def _request_for(
         target_language=target,
         format=_text_format(text_format or "plain"),
         beam_size=_count("beam_size", beam_size or 0),
+        model=_model(item.model if item.model is not None else defaults.model),
     )

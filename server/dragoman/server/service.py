@@ -49,6 +49,8 @@ class TranslateInput:
     format: TextFormat = TextFormat.PLAIN
     beam_size: int = 0
     id: str = ""
+    # Installed model to use when several serve the pair; "" = the registry's choice.
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class SummariseInput:
     max_words: int = 0
     format: TextFormat = TextFormat.PLAIN
     id: str = ""
+    # Abstractive summariser to use (implies the abstractive method); "" = the registry's choice.
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -267,7 +271,7 @@ class Dragoman:
         if source == target:
             return self._tracked(completed, TranslateOutput(
                 req.id, req.text, source, target, (), detected=detected))
-        route = self.registry.route(source, target)
+        route = self.registry.route(source, target, req.model.strip())
         self._check_time(route, deadline)
         return self._tracked(self._translate_routed, req, route, source, target, detected, deadline)
 
@@ -368,11 +372,17 @@ class Dragoman:
             self._check_language(req.target_language, "target language")
             if req.target_language else language
         )
-        summarisers = self.registry.summarisers(language)
+        model = req.model.strip()
+        if model and req.method == "extractive":
+            raise InvalidInput(
+                f"the extractive method uses no model; drop model {model!r} or ask for the "
+                "abstractive method"
+            )
+        summariser = self.registry.summariser(language, model)
         method = req.method
         if method == "auto":
-            method = "abstractive" if summarisers else "extractive"
-        if method == "abstractive" and not summarisers:
+            method = "abstractive" if summariser else "extractive"
+        if method == "abstractive" and summariser is None:
             have = ", ".join(self.registry.summarisation_languages()) or "none"
             raise ModelNotFound(
                 f"no abstractive summariser for {language!r} (installed: {have}); "
@@ -382,7 +392,7 @@ class Dragoman:
         route = self.registry.route(language, target) if target != language else None
         return self._tracked(
             self._summarise_routed, req, language, target, method,
-            summarisers[0].name if method == "abstractive" else "", route, deadline,
+            summariser.name if summariser and method == "abstractive" else "", route, deadline,
         )
 
     def _summarise_routed(
@@ -409,9 +419,10 @@ class Dragoman:
                 ),
                 lambda r: (r.summary, r.passes, r.sentences, (summariser,), "abstractive"),
             )
-            if req.method == "auto":
+            if req.method == "auto" and not req.model.strip():
                 # The extractive ranker is the fallback the design promises: an article the
-                # model cannot shorten still gets a summary when the caller did not insist.
+                # model cannot shorten still gets a summary when the caller did not insist
+                # (naming a model insists).
                 def fall_back(exc: BaseException) -> tuple[str, int, int, tuple[str, ...], str]:
                     logger.info("abstractive summary failed (%s); falling back to extractive", exc)
                     return extractive()

@@ -70,6 +70,12 @@ def _register_translate(subparsers: Any) -> None:
         metavar="N",
         help="beam size (default: the model's)",
     )
+    parser.add_argument(
+        "--model",
+        metavar="NAME",
+        help="installed model to use when several serve the pair (default: the server's choice;"
+        " see `dragoman languages`)",
+    )
     _add_io(parser)
     parser.set_defaults(func=run_translate)
 
@@ -83,6 +89,7 @@ def run_translate(args: argparse.Namespace) -> int:
             source=args.source,
             format=infer_format(args.file, args.format),
             beam_size=args.beam_size,
+            model=args.model,
         )
     write_output(to_json(result) if args.json else result.text, args.output)
     return EXIT_OK
@@ -121,6 +128,12 @@ def _register_summarise(subparsers: Any) -> None:
     length.add_argument(
         "--words", type=positive_int, default=0, metavar="N", help="about N words at most"
     )
+    parser.add_argument(
+        "--model",
+        metavar="NAME",
+        help="abstractive summariser to use (implies --method abstractive; default: the "
+        "server's choice)",
+    )
     _add_format(parser)
     _add_io(parser)
     parser.set_defaults(func=run_summarise)
@@ -137,6 +150,7 @@ def run_summarise(args: argparse.Namespace) -> int:
             max_sentences=args.sentences,
             max_words=args.words,
             format=infer_format(args.file, args.format),
+            model=args.model,
         )
     write_output(to_json(result) if args.json else result.summary, args.output)
     return EXIT_OK

@@ -49,6 +49,7 @@ def translate_input(req: pb.TranslateRequest) -> TranslateInput:
         format=text_format(req.format),
         beam_size=req.beam_size,
         id=req.id,
+        model=req.model,
     )
 
 
@@ -81,6 +82,7 @@ def summarise_input(req: spb.SummariseRequest) -> SummariseInput:
         max_words=req.max_words,
         format=text_format(req.format),
         id=req.id,
+        model=req.model,
     )
 
 
