@@ -69,7 +69,7 @@ class Server:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.log.append(line)
-            match = re.search(r"\(port (\d+)\)", line)
+            match = re.search(r"\(port (\d+)[,)]", line)
             if match:
                 self.port = int(match.group(1))
             if "loaded" in line and "model(s)" in line:
