@@ -84,6 +84,11 @@ class ServerConfig:
     max_loaded_models: int = _opt(0, "models kept in memory at once (0: no limit)")
     max_loaded_mb: int = _opt(0, "memory budget for loaded models in MB (0: no limit)")
     preload: tuple[str, ...] = _opt((), "models to load at start and keep loaded", parse=_csv)
+    install: tuple[str, ...] = _opt(
+        (), "language pairs to install models for before serving, e.g. en:de,de:en (Argos "
+        "index first, then OPUS-MT from the Hugging Face Hub; what cannot be fetched is logged)",
+        parse=_csv)
+    max_model_mb: int = _opt(8192, "largest model folder an install may write, in MB")
     prefer: str = _opt("bilingual", "bilingual or multilingual models first for a pair")
     pivot: str = _opt("en", "pivot language when no direct model exists ('' disables)")
     grace: float = _opt(30.0, "seconds to finish in-flight calls on shutdown")
@@ -121,7 +126,7 @@ class ServerConfig:
         if self.tls_client_ca and not self.tls_cert:
             raise InvalidInput("--tls-client-ca (mTLS) needs --tls-cert and --tls-key")
         for name in ("inter_threads", "max_batch_tokens", "max_chars", "max_in_flight",
-                     "max_queued", "workers", "summary_sentences"):
+                     "max_queued", "workers", "summary_sentences", "max_model_mb"):
             if getattr(self, name) < 1:
                 raise InvalidInput(f"{name} must be at least 1")
         for name in ("intra_threads", "decode_memory_mb", "cache_entries", "cache_mb",
