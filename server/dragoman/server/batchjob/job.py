@@ -9,10 +9,11 @@ resumed job check that the input is still the one it started on.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from dragoman.server.errors import InvalidInput
+from dragoman.server.text.langdetect import detect_language
 from dragoman.server.text.unicode import unicode_problem
 
 Task = Literal["translate", "summarise"]
@@ -30,6 +31,10 @@ NOT_UTF8 = "NOT_UTF8"
 UNSAFE_PATH = "UNSAFE_PATH"
 # Worth sending again after a pause; anything else is final for the document.
 TRANSIENT_CODES = frozenset({"RESOURCE_EXHAUSTED", "UNAVAILABLE"})
+# A title is translated from its own detected language only when it is at least this long and
+# the detector is this sure; otherwise it takes its body's ("Article 1" reads as Polish at 2%).
+TITLE_MIN_LETTERS = 24
+TITLE_MIN_CONFIDENCE = 0.9
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,8 @@ class Request:
     part: str
     text: str
     format: str = "plain"
+    source: str = ""  # source language for this text ("": the job's, or detected)
+    fallback_source: str = ""  # tried instead when ``source`` has no model (titles only)
 
     @property
     def tag(self) -> str:
@@ -199,11 +206,35 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
+def title_language(title: str, body: str) -> tuple[str, str]:
+    """(source, fallback) languages for a title: its body's, unless it clearly has its own.
+
+    A title is a few words, too few for a detector to be sure of; the body is the same article
+    and long enough. So the title takes the body's language unless it is long and detected with
+    high confidence as another, and then the body's language is the fallback if the title's
+    own has no model. ("", "") when the body gives nothing to detect: the server decides.
+    """
+    try:
+        body_language = detect_language(body).language
+    except InvalidInput:
+        return "", ""
+    if sum(c.isalpha() for c in title) < TITLE_MIN_LETTERS:
+        return body_language, ""
+    try:
+        own = detect_language(title)
+    except InvalidInput:
+        return body_language, ""
+    if own.language == body_language or own.confidence < TITLE_MIN_CONFIDENCE:
+        return body_language, ""
+    return own.language, body_language
+
+
 def requests_for(doc: Document, job: JobOptions) -> list[Request]:
     """The engine requests of one document: its text, and its title when translating."""
     requests = [Request(doc.ordinal, "text", doc.text, doc.format)]
     if doc.title and job.translates_titles:
-        requests.append(Request(doc.ordinal, "title", doc.title, "plain"))
+        source, fallback = ("", "") if job.source_language else title_language(doc.title, doc.text)
+        requests.append(Request(doc.ordinal, "title", doc.title, "plain", source, fallback))
     return requests
 
 
@@ -232,6 +263,20 @@ class Assembly:
     @classmethod
     def start(cls, doc: Document, requests: list[Request]) -> Assembly:
         return cls(doc, {r.part: r for r in requests}, {r.part for r in requests})
+
+    def fallback(self, reply: Reply) -> Request | None:
+        """The request to send instead of a failed one, if it has another language to try.
+
+        A title whose own detected language has no model is translated as its body's language:
+        a title's guessed language never fails its record.
+        """
+        request = self.requests.get(reply.part)
+        if (reply.failure is None or request is None or not request.fallback_source
+                or reply.failure.code not in ("NOT_FOUND", "INVALID_ARGUMENT")):
+            return None
+        retry = replace(request, source=request.fallback_source, fallback_source="")
+        self.requests[reply.part] = retry
+        return retry
 
     def add(self, reply: Reply) -> Outcome | None:
         """Record a reply; returns the outcome once every part has answered."""

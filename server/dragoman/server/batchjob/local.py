@@ -45,7 +45,7 @@ def submitter(service: Dragoman, job: JobOptions) -> Callable[[Request], Future[
         future = service.translate(TranslateInput(
             text=request.text,
             target_language=job.target_language,
-            source_language=job.source_language,
+            source_language=request.source or job.source_language,
             format=TextFormat(request.format),
             beam_size=job.beam_size,
             id=request.tag,

@@ -71,7 +71,8 @@ class RemoteEngine:
                 if problem:
                     replies.put(Reply(r.ordinal, r.part, failure=Failure(INVALID_ARGUMENT, problem)))
                     continue
-                yield TranslateInput(text=r.text, id=r.tag, format=r.format)
+                yield TranslateInput(text=r.text, id=r.tag, format=r.format,
+                                     source=r.source or None)
 
         results = self.client.translate_many(
             sendable(), job.target_language, source=job.source_language or None,

@@ -417,6 +417,12 @@ class _Collector:
             if assembly is None:
                 logger.warning("ignoring a reply for unknown document %d", reply.ordinal)
                 return
+            retry = assembly.fallback(reply)
+            if retry is not None:
+                logger.info("document %d: %s; %s again from %s", reply.ordinal,
+                            reply.failure.reason if reply.failure else "", retry.part, retry.source)
+                feed.retry(retry)
+                return
             outcome = assembly.add(reply)
             if outcome is not None:
                 del feed.open[reply.ordinal]
@@ -500,18 +506,24 @@ def process_documents(engine: Engine, items: list[Item], job: JobOptions, retrie
         requests = requests_for(item, job)
         assemblies[item.ordinal] = Assembly.start(item, requests)
         todo.extend(requests)
-    for attempt in range(retries + 1):
+    attempt = 0
+    while todo:
         again: list[Request] = []
+        fallbacks: list[Request] = []  # another language to try: no pause, no attempt used
         for reply in engine.process(iter(todo)):
             failure = reply.failure
             if failure is not None and failure.code in TRANSIENT_CODES and attempt < retries:
                 again.append(assemblies[reply.ordinal].requests[reply.part])
                 continue
+            retry = assemblies[reply.ordinal].fallback(reply)
+            if retry is not None:
+                fallbacks.append(retry)
+                continue
             outcome = assemblies[reply.ordinal].add(reply)
             if outcome is not None:
                 outcomes[reply.ordinal] = outcome
-        if not again:
-            break
-        time.sleep(retry_delay * (2 ** attempt))
-        todo = again
+        if again:
+            time.sleep(retry_delay * (2 ** attempt))
+            attempt += 1
+        todo = again + fallbacks
     return [outcomes[item.ordinal] for item in items]
