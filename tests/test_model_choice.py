@@ -9,6 +9,7 @@ it); two English summarisers (the same two behaviours) cover Summarise.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -144,3 +145,22 @@ def test_cli_model_flag(address: str, swapcase: Callable[[str], str]) -> None:
                     DRAGOMAN_SERVER=address)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "no model named 'nope'" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("engine", ["server", "local"])
+def test_batch_model_flag(
+    engine: str, address: str, models: Path, tmp_path: Path, swapcase: Callable[[str], str]
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "1", "text": TEXT}) + "\n", encoding="utf-8")
+    where = ["--local", "--models", str(models)] if engine == "local" else []
+    done = dragoman("batch", "translate", "--from", "en", "--to", "de", "--model", SWAP, *where,
+                    str(source), "-o", str(tmp_path / "out.jsonl"), DRAGOMAN_SERVER=address)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "out.jsonl").read_text(encoding="utf-8"))
+    assert record["text_de"] == swapcase(TEXT)
+    done = dragoman("batch", "translate", "--from", "en", "--to", "de", "--model", "nope", *where,
+                    str(source), "-o", str(tmp_path / "bad.jsonl"), DRAGOMAN_SERVER=address)
+    errors = tmp_path / "bad.jsonl.errors.jsonl"
+    reported = done.stderr + (errors.read_text(encoding="utf-8") if errors.exists() else "")
+    assert done.returncode != 0 and "no model named 'nope'" in reported

@@ -76,6 +76,9 @@ def register(subparsers: Any) -> None:
                            help="source language of every document (default: detect each)")
     translate.add_argument("--beam-size", type=non_negative_int, default=0, metavar="N",
                            help="beam size (default: the model's)")
+    translate.add_argument("--model", default="", metavar="NAME",
+                           help="installed model to use when several serve the pair "
+                           "(default: the service's choice)")
     _add_common(translate)
     translate.set_defaults(func=run, task="translate")
 
@@ -95,6 +98,8 @@ def register(subparsers: Any) -> None:
                         help="at most N sentences (default: the service's)")
     length.add_argument("--words", type=positive_int, default=0, metavar="N",
                         help="about N words at most")
+    summarise.add_argument("--model", default="", metavar="NAME",
+                           help="abstractive summariser to use (default: the service's choice)")
     _add_common(summarise)
     summarise.set_defaults(func=run, task="summarise", beam_size=0)
 
@@ -232,6 +237,7 @@ def _job(args: argparse.Namespace) -> Any:
         max_sentences=getattr(args, "sentences", 0),
         max_words=getattr(args, "words", 0),
         beam_size=args.beam_size,
+        model=args.model,
     )
     fields = FieldOptions(
         id_field=args.id_field,

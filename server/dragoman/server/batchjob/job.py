@@ -48,6 +48,8 @@ class JobOptions:
     max_sentences: int = 0
     max_words: int = 0
     beam_size: int = 0
+    # Installed model (translator or abstractive summariser) to use; "" = the service's choice.
+    model: str = ""
 
     def __post_init__(self) -> None:
         if self.task not in ("translate", "summarise"):

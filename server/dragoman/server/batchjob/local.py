@@ -35,7 +35,7 @@ def check_route(service: Dragoman, job: JobOptions) -> None:
     """Fail before reading any input when the given language pair has no model at all."""
     if job.task == "translate" and job.source_language and \
             job.source_language != job.target_language:
-        service.registry.route(job.source_language, job.target_language)
+        service.registry.route(job.source_language, job.target_language, job.model)
 
 
 def submitter(service: Dragoman, job: JobOptions) -> Callable[[Request], Future[str]]:
@@ -49,6 +49,7 @@ def submitter(service: Dragoman, job: JobOptions) -> Callable[[Request], Future[
             format=TextFormat(request.format),
             beam_size=job.beam_size,
             id=request.tag,
+            model=job.model,
         ))
         return then(future, lambda out: out.text)
 
@@ -62,6 +63,7 @@ def submitter(service: Dragoman, job: JobOptions) -> Callable[[Request], Future[
             max_words=job.max_words,
             format=TextFormat(request.format),
             id=request.tag,
+            model=job.model,
         ))
         return then(future, lambda out: out.summary)
 

@@ -76,7 +76,8 @@ class RemoteEngine:
 
         results = self.client.translate_many(
             sendable(), job.target_language, source=job.source_language or None,
-            beam_size=job.beam_size, max_in_flight=self.window, on_error="yield",
+            beam_size=job.beam_size, model=job.model or None, max_in_flight=self.window,
+            on_error="yield",
         )
         self._stream = results
 
@@ -113,6 +114,7 @@ class RemoteEngine:
                 max_words=job.max_words,
                 format=request.format,
                 id=request.tag,
+                model=job.model or None,
             ).summary
         )
 
