@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterable
@@ -17,6 +18,7 @@ from typing import Iterable
 from dragoman.server.batcher import Batcher, BatchingOptions
 from dragoman.server.engine import RuntimeOptions, Seq2SeqModel
 from dragoman.server.errors import InvalidInput, ModelNotFound, StoreError
+from dragoman.server.observability.hooks import ModelObserver
 from dragoman.server.store import InstalledModel, ModelStore
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ class ModelRegistry:
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._pinned: set[str] = set()
         self._lock = threading.RLock()
+        self.observer: ModelObserver | None = None  # metrics: loads here, batches in batchers
         self.refresh()
 
     # -- catalogue ------------------------------------------------------------------
@@ -285,7 +288,9 @@ class ModelRegistry:
                 self._loaded.move_to_end(name)
                 if not lm.model.loaded:
                     self._make_room(exclude=name)
+                    started = time.monotonic()
                     lm.model.load()
+                    self._observe_load(name, started)
                 return lm
             installed = self._installed.get(name)
             if installed is None:
@@ -294,13 +299,27 @@ class ModelRegistry:
             if installed is None:
                 raise ModelNotFound(f"model {name!r} is not installed")
             self._make_room(exclude=name, adding=installed)
+            started = time.monotonic()
             try:
                 model = Seq2SeqModel(installed.path, installed.manifest, self.runtime)
             except (RuntimeError, ValueError, OSError) as exc:
                 raise StoreError(f"cannot load model {name}: {exc}") from exc
-            lm = LoadedModel(model, Batcher(model, self.batching, cost=model.batch_bytes))
+            self._observe_load(name, started)
+            lm = LoadedModel(model, Batcher(model, self.batching, cost=model.batch_bytes,
+                                            observer=self.observer))
             self._loaded[name] = lm
             return lm
+
+    def observe(self, observer: ModelObserver | None) -> None:
+        """Report loads and batches (of models loaded already too) to ``observer``."""
+        with self._lock:
+            self.observer = observer
+            for lm in self._loaded.values():
+                lm.batcher.observer = observer
+
+    def _observe_load(self, name: str, started: float) -> None:
+        if self.observer is not None:
+            self.observer.model_loaded(name, time.monotonic() - started)
 
     def _size(self, name: str) -> int:
         m = self._installed.get(name)

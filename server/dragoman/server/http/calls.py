@@ -4,6 +4,7 @@ limits before any work, charge the characters, and await the service off the eve
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -94,13 +95,15 @@ class Calls:
 
     async def sync(self, fn: Callable[..., T], *args: Any) -> T:
         """A blocking call on the shared pool, never on the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(  # keeps the request id
+            self.executor, contextvars.copy_context().run, fn, *args)
 
     async def _future(self, fn: Callable[..., Future[T]], *args: Any) -> T:
         """Prepare on the pool (``fn`` returns a future), then await the future; a cancelled
         request cancels its queued work."""
         loop = asyncio.get_running_loop()
-        prepared = loop.run_in_executor(self.executor, fn, *args, None)
+        prepared = loop.run_in_executor(
+            self.executor, contextvars.copy_context().run, fn, *args, None)
         try:
             fut = await asyncio.shield(prepared)
         except asyncio.CancelledError:

@@ -138,5 +138,7 @@ def openapi(server_url: str, max_chars: int) -> dict[str, Any]:
             "/healthz": {"get": {"summary": "Readiness", "responses": {
                 "200": {"description": "Serving"}, "503": {"description": "Shutting down"}}}},
             "/spec": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics (text exposition format)",
+                                 "responses": {"200": {"description": "Metrics"}}}},
         },
     }

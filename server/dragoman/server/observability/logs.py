@@ -56,7 +56,10 @@ def request_scope(request_id: str) -> Iterator[str]:
     try:
         yield request_id
     finally:
-        _request_id.reset(token)
+        try:
+            _request_id.reset(token)
+        except ValueError:  # an async generator closed from another context: nothing to undo
+            pass
 
 
 # -- filters ------------------------------------------------------------------------------

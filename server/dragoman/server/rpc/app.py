@@ -24,7 +24,10 @@ from dragoman.server.build import build_service
 from dragoman.server.config import ServerConfig
 from dragoman.server.access import AccessControl
 from dragoman.server.errors import DragomanError
+from dragoman.server.http import observe as http_observe
 from dragoman.server.http.app import HttpServer, create_app
+from dragoman.server.observability.metrics import Metrics
+from dragoman.server.rpc.observe import ObserveInterceptor
 from dragoman.server.rpc.auth import AccessInterceptor
 from dragoman.server.rpc.tls import CertificateFiles, TlsSettings
 from dragoman.server.rpc.servicers import SummarisationServicer, TranslationServicer, _Calls
@@ -64,6 +67,9 @@ class ServerHandle:
     housekeeping: asyncio.Task[None] | None = None
     http: HttpServer | None = None  # the HTTP adapter on the same loop, when enabled
     tls: CertificateFiles | None = None  # reload_tls() re-reads them (SIGHUP)
+    metrics: Metrics | None = None  # this server's Prometheus series
+    metrics_server: http_observe.MetricsServer | None = None  # --metrics HOST:PORT
+    translation: TranslationServicer | None = None  # its stream counters (tests, metrics)
 
     def reload_tls(self) -> None:
         if self.tls is not None:
@@ -107,6 +113,8 @@ class ServerHandle:
         await self.set_serving(False)
         if self.http is not None:
             await self.http.stop()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         self.service.close()
         await self.server.stop(grace)
         self.service.registry.close(timeout=grace)
@@ -115,14 +123,16 @@ class ServerHandle:
 
 def create_server(
     service: Dragoman, address: str, *, workers: int = 32, tls: TlsSettings | None = None,
-    reflection_enabled: bool = True,
+    reflection_enabled: bool = True, metrics: Metrics | None = None,
 ) -> ServerHandle:
     """Build the server and bind ``address`` (port 0 picks a free one); call inside a loop.
 
     Keys are checked by ``service.access``; ``tls`` serves TLS (mTLS with a client CA) from
     files that are re-read when they change.
     """
-    interceptors = [AccessInterceptor(service.access)] if service.access.required else []
+    interceptors: list[grpc.aio.ServerInterceptor] = [ObserveInterceptor(metrics)]
+    if service.access.required:
+        interceptors.append(AccessInterceptor(service.access))
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[
@@ -138,7 +148,8 @@ def create_server(
     )
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare")
     calls = _Calls(service, executor)
-    translation_pb2_grpc.add_TranslationServiceServicer_to_server(TranslationServicer(calls), server)
+    translation = TranslationServicer(calls)
+    translation_pb2_grpc.add_TranslationServiceServicer_to_server(translation, server)
     summarisation_pb2_grpc.add_SummarisationServiceServicer_to_server(
         SummarisationServicer(calls), server)
     health_servicer = health.aio.HealthServicer()
@@ -156,7 +167,8 @@ def create_server(
         raise DragomanError(f"cannot listen on {address}: {exc}") from None
     if port == 0:
         raise DragomanError(f"cannot listen on {address}")
-    return ServerHandle(server, port, health_servicer, service, executor, tls=files)
+    return ServerHandle(server, port, health_servicer, service, executor, tls=files,
+                        metrics=metrics, translation=translation)
 
 
 def tls_settings(config: ServerConfig) -> TlsSettings | None:
@@ -175,8 +187,11 @@ def models_to_preload(service: Dragoman, config: ServerConfig) -> list[str]:
 
 
 async def start(service: Dragoman, config: ServerConfig) -> ServerHandle:
+    metrics = Metrics(service)
+    service.registry.observe(metrics)
     handle = create_server(service, config.address, workers=config.workers,
-                           tls=tls_settings(config), reflection_enabled=config.reflection)
+                           tls=tls_settings(config), reflection_enabled=config.reflection,
+                           metrics=metrics)
     await handle.set_serving(False)
     await handle.server.start()
     logger.info("listening on %s (port %d, %s); models in %s", config.address, handle.port,
@@ -200,6 +215,15 @@ async def start(service: Dragoman, config: ServerConfig) -> ServerHandle:
         except BaseException:
             await handle.stop(0)  # do not leave gRPC listening when the start fails
             raise
+    if config.metrics_address:
+        try:
+            handle.metrics_server = await http_observe.MetricsServer(
+                metrics, config.metrics_address).start()
+        except BaseException:
+            await handle.stop(0)
+            raise
+        logger.info("Prometheus metrics on http://%s:%d/metrics", handle.metrics_server.host,
+                    handle.metrics_server.port)
     await handle.set_serving(True)
     handle.housekeeping = asyncio.create_task(handle.keep_current())
     return handle
@@ -212,6 +236,7 @@ async def start_http(handle: ServerHandle, config: ServerConfig) -> HttpServer |
     port 5000) may be in use by something else, and gRPC should still start then."""
     access = getattr(handle.service, "access", None) or AccessControl(config.token)
     app = create_app(handle.service, handle.executor, access)
+    http_observe.install(app, handle.metrics)  # request ids, counts by route, /metrics
     try:
         http = await HttpServer(app, config.http_address, config.grace).start()
     except DragomanError as exc:

@@ -7,6 +7,7 @@ threads, so the event loop only awaits futures. A cancelled call cancels its que
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -54,7 +55,8 @@ class _Calls:
             principal = principal_of(service.access, context)
             service.access.charge(principal, chars)
         loop = asyncio.get_running_loop()
-        prepared = loop.run_in_executor(self.executor, fn, *args, deadline)
+        prepared = loop.run_in_executor(  # the copied context keeps the request id
+            self.executor, contextvars.copy_context().run, fn, *args, deadline)
         try:
             fut = await asyncio.shield(prepared)
         except asyncio.CancelledError:
@@ -92,7 +94,8 @@ class _Calls:
         """Run a blocking service method (no future) on the pool with the same error mapping."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.executor, fn, *args)
+            return await loop.run_in_executor(
+                self.executor, contextvars.copy_context().run, fn, *args)
         except DragomanError as exc:
             code, message = status_of(exc)
             await context.abort(code, message)
