@@ -31,3 +31,28 @@ def test_batch_bench_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "batch --local" in done.stdout and "batch --server" in done.stdout
+
+
+def test_http_bench_runs(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "http_throughput.py"), "--smoke", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for row in ("| (a) raw translate_batch", "| gRPC Translate, 2 clients", "| HTTP POST /translate, 2 clients"):
+        assert row in done.stdout, row
+    assert "HTTP at 2 clients within 10% of gRPC:" in done.stdout
+
+
+def test_load_fault_bench_runs(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "load_fault.py"), "--smoke", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for row in ("| overload burst", "| concurrent calls held", "| RESOURCE_EXHAUSTED latency",
+                "| recovery time", "| peak RSS hostile input", "| kill -9 of the server",
+                "| kill -9 of the batch job"):
+        assert row in done.stdout, row
+    assert "lost 0, duplicated 0" in done.stdout
+    assert "targets (measured, not asserted):" in done.stdout
