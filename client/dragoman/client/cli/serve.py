@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from dragoman.client.cli.common import CliError, UsageError
+
+if TYPE_CHECKING:
+    from dragoman.server.config import ServerConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -47,13 +51,27 @@ def _run(args: argparse.Namespace) -> int:
     if args.verbose == 0:
         logging.getLogger("dragoman").setLevel(logging.INFO)
     from dragoman.server.observability.logs import configure_logging
+    from dragoman.server.observability.tracing import configure_tracing
 
     names = {f for f in ServerConfig.__dataclass_fields__}
     flags = {k: v for k, v in vars(args).items() if k in names}
     try:
         config = load_config(flags)
         configure_logging(config.log_format)
+        configure_tracing()  # spans, when the [otel] extra is installed and OTEL_* says where
+        if config.install:
+            _install_pairs(config)
         asyncio.run(serve_forever(config))
     except DragomanError as exc:
         raise UsageError(str(exc)) from None
     return 0
+
+
+def _install_pairs(config: ServerConfig) -> None:
+    """--install: fetch models for missing pairs before listening; never fatal when offline."""
+    from dragoman.server.sources.acquire import ensure_pairs
+    from dragoman.server.sources.progress import LogProgress
+    from dragoman.server.store import ModelStore
+
+    store = ModelStore(config.models_dir, config.max_model_mb * 1024 * 1024)
+    ensure_pairs(config.install, store, progress=LogProgress)
