@@ -112,6 +112,8 @@ def _cancel_result(task: asyncio.Future[Any]) -> None:
 class TranslationServicer(pb_grpc.TranslationServiceServicer):
     def __init__(self, calls: _Calls) -> None:
         self._calls = calls
+        # Replies of all streams made but not yet taken by gRPC (bounded by the windows).
+        self.unsent_replies = 0
 
     def _translate(self, req: pb.TranslateRequest, deadline: float | None) -> Future[Any]:
         return self._calls.service.translate(convert.translate_input(req), deadline)
@@ -123,11 +125,22 @@ class TranslationServicer(pb_grpc.TranslationServiceServicer):
     async def TranslateStream(
         self, request_iterator: AsyncIterator[pb.TranslateRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.TranslateResponse]:
+        """Documents in, replies out in completion order, with flow control both ways.
+
+        A document holds its place in the stream's window from when it is read until its
+        reply has been handed to gRPC (each ``yield`` returns only when the previous write
+        has completed, and gRPC completes writes only as the client reads). So a client that
+        stops reading stops the server reading its requests, and gRPC's flow control then
+        stops the client's writes: the server holds at most ``STREAM_WINDOW`` documents and
+        replies per stream, however many the client tries to send.
+        """
         results: asyncio.Queue[pb.TranslateResponse | None] = asyncio.Queue()
         window = asyncio.Semaphore(STREAM_WINDOW)
         tasks: set[asyncio.Task[None]] = set()
+        unsent = 0  # replies of this stream made but not yet handed to gRPC
 
         async def one(req: pb.TranslateRequest) -> None:
+            nonlocal unsent
             try:
                 out = await self._calls.run(context, self._translate, req, chars=len(req.text))
                 resp = convert.translate_response(out)
@@ -139,28 +152,32 @@ class TranslationServicer(pb_grpc.TranslationServiceServicer):
                 logger.exception("internal error on document %r", req.id)
                 resp = pb.TranslateResponse(id=req.id, error=pb.DocumentError(
                     code="INTERNAL", message="internal error (see the server log)"))
-            finally:
-                window.release()
-            await results.put(resp)
+            unsent += 1
+            self.unsent_replies += 1
+            results.put_nowait(resp)
 
         async def read() -> None:
             try:
                 async for req in request_iterator:
-                    await window.acquire()
+                    await window.acquire()  # waits while the client does not read
                     task = asyncio.create_task(one(req))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 if tasks:
                     await asyncio.gather(*list(tasks))
             finally:
-                await results.put(None)
+                results.put_nowait(None)
 
         reader = asyncio.create_task(read())
         try:
             while (item := await results.get()) is not None:
-                yield item
+                yield item  # returns once gRPC has taken the reply
+                unsent -= 1
+                self.unsent_replies -= 1
+                window.release()
             await reader  # surfaces a broken request stream
         finally:
+            self.unsent_replies -= unsent
             reader.cancel()
             for task in list(tasks):
                 task.cancel()
