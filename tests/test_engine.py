@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sentencepiece as spm
 
-from dragoman.server.engine import RuntimeOptions, Seq2SeqModel
+from dragoman.server.engine import CAP_STEP, RuntimeOptions, Seq2SeqModel
 from dragoman.server.manifest import Manifest, Tokenizer, write_manifest
 from tests.support.tinymodels import build_copy_model
 
@@ -71,7 +71,7 @@ def test_decoding_length_passed_to_ctranslate2(
     model._translator = spy  # type: ignore[assignment]
     encoded = model.encode(_sentence(sp_model, 56), "en", "de")
     model.generate([encoded], model.default_options(beam_size=1))
-    derived = 2 * len(encoded.source) + 16
+    derived = -(-(2 * len(encoded.source) + 16) // CAP_STEP) * CAP_STEP  # rounded up per sentence
     assert spy.calls[0]["max_decoding_length"] == (expected or derived)
     assert spy.calls[0]["max_input_length"] == 0
 

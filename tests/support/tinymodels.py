@@ -671,6 +671,7 @@ def build_random_model(
     seed: int = 0,
     max_positions: int = 1024,
     vocab_size: int | None = None,
+    ends: bool = True,
 ) -> Path:
     """Build an OPUS-MT-sized Transformer with random weights, for benchmarks.
 
@@ -687,6 +688,8 @@ def build_random_model(
     never-emitted ``<extra_N>`` pieces so the output projection and softmax cost as much
     (ids beyond the SentencePiece model's; its own ids are unchanged).
     ``<unk>`` and ``<s>`` are never emitted either. Same arguments give the same bytes.
+    With ``ends=False`` it never emits ``</s>`` at all: every output runs to the decoding
+    length cap (what a broken or looping real model does).
 
     How: random dense layers write only part of the residual stream; the rest carries
     factored position codes and a source-``</s>`` flag, and one head of the last decoder
@@ -754,6 +757,8 @@ def build_random_model(
     bias = np.zeros(tokens, dtype=np.float32)
     sp_size = len(sentencepiece_pieces(Path(sp_model)))
     suppressed = [vocab.tokens.index(vocab.unk), vocab.tokens.index(vocab.bos), *range(sp_size, tokens)]
+    if not ends:
+        suppressed.append(vocab.eos_id)
     bias[suppressed] = _SUPPRESSED_LOGIT_BIAS
     decoder.projection.weight = projection
     decoder.projection.bias = bias

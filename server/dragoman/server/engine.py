@@ -77,6 +77,25 @@ def compute_type_for(configured: str, manifest: Manifest) -> str:
     return "default" if manifest.quantization else UNRECORDED_COMPUTE_TYPE
 
 
+# Derived decoding caps are rounded up to a multiple of this, so that sentences of similar
+# length share a cap and beam search can decode them in one call (see ``decoding_cap``).
+CAP_STEP = 32
+
+
+def decoding_cap(encoded: Encoded, options: DecodingOptions, positions: int) -> int:
+    """The most tokens ``encoded`` may decode to: a function of the sentence alone.
+
+    ``options.max_decoding_length`` when set, else 2 x its source + 16 (rounded up to
+    ``CAP_STEP``), so an output that never reaches ``</s>`` stops at the same length whatever
+    shares its batch; bounded by the decoder's position table (``positions``) less the target
+    prefix.
+    """
+    cap = options.max_decoding_length or -(-(2 * len(encoded.source) + 16) // CAP_STEP) * CAP_STEP
+    if positions:
+        cap = max(1, min(cap, positions - len(encoded.target_prefix) - 1))
+    return cap
+
+
 def _expand(templates: Sequence[str], src: str, tgt: str) -> tuple[str, ...]:
     return tuple(t.replace("{src}", src).replace("{tgt}", tgt) for t in templates)
 
@@ -205,6 +224,12 @@ class Seq2SeqModel:
         The batch is handed over whole with a token budget: CTranslate2 sorts it by length and
         cuts it into padding-efficient sub-batches itself. ``max_input_length=0`` turns off
         CTranslate2's own input truncation: callers split long inputs before they get here.
+
+        Every sentence decodes under its own length cap (:func:`decoding_cap`), so its output
+        does not depend on its batch neighbours. CTranslate2 takes one cap per call: greedy
+        search decodes the batch at the largest cap and cuts each output to its own (a greedy
+        step depends only on the tokens before it, so that is exact); beam search, whose
+        choice at the cap depends on the cap, decodes one call per distinct cap.
         """
         if not batch:
             return []
@@ -221,12 +246,36 @@ class Seq2SeqModel:
     def _generate(
         self, batch: Sequence[Encoded], options: DecodingOptions
     ) -> list[tuple[str, ...]]:
-        longest = max(len(e.source) for e in batch)
-        max_len = options.max_decoding_length or (2 * longest + 16)
         positions = self.manifest.max_output_tokens
-        if positions:
-            prefix = max(len(e.target_prefix) for e in batch)
-            max_len = max(1, min(max_len, positions - prefix - 1))
+        caps = [decoding_cap(e, options, positions) for e in batch]
+        if options.beam_size <= 1:
+            groups = [list(range(len(batch)))]
+        else:
+            by_cap: dict[int, list[int]] = {}
+            for i, cap in enumerate(caps):
+                by_cap.setdefault(cap, []).append(i)
+            groups = list(by_cap.values())
+        outputs: list[tuple[str, ...]] = [()] * len(batch)
+        for group in groups:
+            hypotheses = self._translate([batch[i] for i in group], options,
+                                         max(caps[i] for i in group))
+            for i, tokens in zip(group, hypotheses):
+                encoded = batch[i]
+                n = len(encoded.target_prefix)
+                if n and tokens[:n] == list(encoded.target_prefix):
+                    tokens = tokens[n:]
+                tokens = tokens[:caps[i]]
+                if len(tokens) >= caps[i] and not options.max_decoding_length:
+                    logger.warning(
+                        "model %s: output reached max_decoding_length=%d for a %d-token input",
+                        self.name, caps[i], len(encoded.source),
+                    )
+                outputs[i] = tuple(tokens)
+        return outputs
+
+    def _translate(
+        self, batch: Sequence[Encoded], options: DecodingOptions, max_len: int
+    ) -> list[list[str]]:
         prefixes = [list(e.target_prefix) or None for e in batch]
         results = self._translator.translate_batch(
             [list(e.source) for e in batch],
@@ -241,16 +290,4 @@ class Seq2SeqModel:
             max_decoding_length=max_len,
             max_input_length=0,
         )
-        outputs = []
-        for encoded, result in zip(batch, results):
-            tokens = result.hypotheses[0]
-            n = len(encoded.target_prefix)
-            if n and tokens[:n] == list(encoded.target_prefix):
-                tokens = tokens[n:]
-            if len(tokens) >= max_len and not options.max_decoding_length:
-                logger.warning(
-                    "model %s: output reached max_decoding_length=%d for a %d-token input",
-                    self.name, max_len, len(encoded.source),
-                )
-            outputs.append(tuple(tokens))
-        return outputs
+        return [list(result.hypotheses[0]) for result in results]
