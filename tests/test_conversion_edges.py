@@ -199,3 +199,14 @@ def test_summariser_without_num_beams_decodes_greedily_like_transformers(
             assert out.summary == expected
     finally:
         registry.close(5)
+
+
+def test_marian_with_a_trained_pad_row_also_converts_quantised(
+    tuned_marian: Checkpoint, tmp_path: Path
+) -> None:
+    """int8 weights keep the float bias that bans <pad>: the start row survives quantisation."""
+    installed = _store(tmp_path).install(tuned_marian.path, InstallOptions(name="tuned-int8"))
+    assert installed.manifest.quantization == "int8"
+    model = Seq2SeqModel(installed.path, installed.manifest, RuntimeOptions())
+    outputs = model.generate([model.encode(t, "en", "de") for t in TEXTS], model.default_options())
+    assert all(out and "<pad>" not in out for out in outputs)
