@@ -297,6 +297,15 @@ class AccessControl:
                 raise InvalidInput(str(exc)) from None
         return cls(token, store, clock=clock)
 
+    def describe(self) -> str:
+        """One line for the start-up log (never a key)."""
+        parts = []
+        if self._store is not None:
+            parts.append(f"{len(self._records)} API key(s) from {self._store.path}")
+        if self._token:
+            parts.append("a shared bearer token")
+        return " and ".join(parts) if parts else "open (no key required)"
+
     @property
     def required(self) -> bool:
         """True when callers must present a key."""

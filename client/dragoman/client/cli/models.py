@@ -1,11 +1,12 @@
-"""`dragoman models install|list|remove`: manage the local model store."""
+"""`dragoman models install|list|remove|available`: manage the local model store."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-from dragoman.client.cli.common import CliError, UsageError, format_table
+from dragoman.client.cli.common import CliError, UsageError, format_table, one_line
 
 MODELS_HELP = "model store folder (default: $DRAGOMAN_MODELS, else the per-user data folder)"
 
@@ -20,14 +21,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     install = sub.add_parser(
         "install",
-        help="install an Argos package, CTranslate2 folder or Hugging Face checkpoint",
+        help="install a model: argos:SRC-TGT, hf:OWNER/REPO, opus-mt:SRC-TGT, a package or folder",
         description=(
-            "Install a model into the store: an Argos Translate .argosmodel package, a "
-            "CTranslate2 model folder, a Hugging Face checkpoint folder or a native Marian "
-            "model (the last two need `pip install 'dragoman[convert]'`)."
+            "Install a model into the store from the Argos package index (argos:de-en; index "
+            "from $DRAGOMAN_ARGOS_INDEX), the Hugging Face Hub (hf:OWNER/REPO[@REVISION], "
+            "opus-mt:de-en; HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE apply), an Argos Translate "
+            ".argosmodel package, a CTranslate2 model folder, a Hugging Face checkpoint folder "
+            "or a native Marian model. Hugging Face checkpoints need "
+            "`pip install 'dragoman[convert]'`. See `dragoman models available`."
         ),
     )
-    install.add_argument("path", help="package file or model folder")
+    install.add_argument("path", metavar="SOURCE",
+                         help="argos:SRC-TGT, hf:OWNER/REPO[@REV], opus-mt:SRC-TGT, a package "
+                              "file or a model folder")
     install.add_argument("--name", help="name in the store (default: from the package)")
     install.add_argument("--task", choices=("translate", "summarise"),
                          help="what the model does, where the folder does not say")
@@ -41,8 +47,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                          help="text put before every input, e.g. 'summarize: ' for T5 "
                               "(default: what the checkpoint says)")
     install.add_argument("--force", action="store_true", help="replace a model of the same name")
+    install.add_argument("--max-model-mb", type=int, default=None, metavar="MB",
+                         help="largest model folder to write (env DRAGOMAN_MAX_MODEL_MB; "
+                              "default 8192)")
     install.add_argument("--models", help=MODELS_HELP)
     install.set_defaults(func=_install)
+
+    available = sub.add_parser(
+        "available", help="list models that can be installed",
+        description="Models `dragoman models install` can fetch: the Argos package index and a "
+                    "curated list of Hugging Face checkpoints Dragoman converts.")
+    available.add_argument("--source", choices=("argos", "hf"), help="only this source")
+    available.add_argument("--from", dest="from_language", metavar="LANG",
+                           help="only models translating (or summarising) from LANG")
+    available.add_argument("--to", dest="to_language", metavar="LANG",
+                           help="only models producing LANG")
+    available.add_argument("--json", action="store_true", help="print JSON")
+    available.set_defaults(func=_available)
 
     lister = sub.add_parser("list", help="list installed models")
     lister.add_argument("--json", action="store_true", help="print JSON")
@@ -58,14 +79,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     try:
         from dragoman.server.config import load_config
+        from dragoman.server.errors import DragomanError
         from dragoman.server.store import ModelStore
     except ModuleNotFoundError:
         raise CliError("the server package is not installed here") from None
-    return ModelStore(load_config({"models": args.models}).models_dir)
+    try:
+        config = load_config({"models": args.models,
+                              "max_model_mb": getattr(args, "max_model_mb", None)})
+    except DragomanError as exc:
+        raise UsageError(str(exc)) from None
+    return ModelStore(config.models_dir, config.max_model_mb * 1024 * 1024)
+
+
+def _failure(exc: Exception) -> CliError:
+    """Network, disk and corrupt downloads are failures (exit 1); the rest is the user's (2)."""
+    from dragoman.server.errors import SourceUnavailable
+
+    return CliError(str(exc)) if isinstance(exc, SourceUnavailable) else UsageError(str(exc))
 
 
 def _install(args: argparse.Namespace) -> int:
     from dragoman.server.errors import DragomanError
+    from dragoman.server.sources.acquire import install
+    from dragoman.server.sources.progress import terminal_progress
     from dragoman.server.store import InstallOptions
 
     store = _store(args)
@@ -79,9 +115,9 @@ def _install(args: argparse.Namespace) -> int:
         text_prefix=args.text_prefix,
     )
     try:
-        model = store.install(args.path, options)
+        model = install(args.path, store, options, progress=terminal_progress())
     except DragomanError as exc:
-        raise UsageError(str(exc)) from None
+        raise _failure(exc) from None
     m = model.manifest
     pairs = ", ".join(f"{s}->{t}" for s, t in m.pairs()[:12])
     more = f" (+{len(m.pairs()) - 12} more)" if len(m.pairs()) > 12 else ""
@@ -109,6 +145,45 @@ def _list(args: argparse.Namespace) -> int:
         for m in models
     ]
     print(format_table(("NAME", "TASK", "FAMILY", "SOURCE", "TARGET"), rows))
+    return 0
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value / 1e9:.1f} GB" if value >= 1e9 else f"{max(1, round(value / 1e6))} MB"
+
+
+def _languages(codes: tuple[str, ...]) -> str:
+    return ",".join(codes) if len(codes) <= 4 else f"{len(codes)} languages"
+
+
+def _available(args: argparse.Namespace) -> int:
+    try:
+        from dragoman.server.sources.catalogue import available
+    except ModuleNotFoundError:
+        raise CliError("the server package is not installed here") from None
+    entries, problems = available(args.source, args.from_language, args.to_language)
+    for problem in problems:
+        print(f"dragoman: warning: {one_line(problem)} (listing the other sources)",
+              file=sys.stderr)
+    if args.json:
+        print(json.dumps([
+            {"install": e.spec, "source": e.source, "task": e.task,
+             "source_languages": list(e.source_languages),
+             "target_languages": list(e.target_languages), "size_bytes": e.size_bytes,
+             "description": e.description}
+            for e in entries
+        ], indent=2))
+    elif entries:
+        rows = [(e.spec, e.task, _languages(e.source_languages),
+                 _languages(e.target_languages), _size(e.size_bytes), e.source)
+                for e in entries]
+        print(format_table(("INSTALL", "TASK", "FROM", "TO", "SIZE", "SOURCE"), rows))
+    else:
+        print("nothing matches; try without --from/--to")
+    if problems and not entries:
+        raise CliError("; ".join(problems))
     return 0
 
 

@@ -197,6 +197,7 @@ async def start(service: Dragoman, config: ServerConfig) -> ServerHandle:
     logger.info("listening on %s (port %d, %s); models in %s", config.address, handle.port,
                 "mTLS" if config.tls_client_ca else "TLS" if config.tls_cert else "plaintext",
                 service.registry.store.root)
+    logger.info("access: %s", service.access.describe())
     logger.info(
         "decoding: %d replica(s) x %d thread(s) per model, batches of up to %d tokens, "
         "batching %s, memory cap %s", config.inter_threads, config.intra_threads,
