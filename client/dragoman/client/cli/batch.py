@@ -309,4 +309,7 @@ def _report(summary: Any) -> None:
     print(f"batch: output: {summary.output}", file=sys.stderr)
     if summary.errors:
         print(f"batch: errors: {summary.errors}", file=sys.stderr)
+    from dragoman.server.batchjob.report import error_codes, summary_table
+
+    print(summary_table(summary, error_codes(summary.errors)), file=sys.stderr)
     sys.stderr.flush()

@@ -1,0 +1,68 @@
+"""The table ``dragoman batch`` prints when a job ends: documents done and failed (this run
+and the whole job), failures by code (read back from the errors file, so resumed jobs count
+every run), characters per second and wall time."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def error_codes(path: str | None) -> Counter[str]:
+    """Failures by code in an errors file (empty when there is none, or it is remote)."""
+    codes: Counter[str] = Counter()
+    if not path or "://" in path or not Path(path).is_file():
+        return codes
+    opener: Any = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a torn last line of an interrupted run
+                if isinstance(record, dict):
+                    codes[str(record.get("code") or "UNKNOWN")] += 1
+    except OSError as exc:
+        logger.warning("cannot read %s for the summary: %s", path, exc)
+    return codes
+
+
+def wall_time(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def summary_table(summary: Any, codes: Counter[str] | None = None) -> str:
+    """The table for a :class:`~dragoman.server.batchjob.runner.Summary`."""
+    rate = summary.chars / summary.seconds if summary.seconds > 0 else 0.0
+    rows: list[tuple[str, str, str]] = [
+        ("documents", f"{summary.done + summary.failed:,}",
+         f"{summary.total_done + summary.total_failed:,}"),
+        ("  done", f"{summary.done:,}", f"{summary.total_done:,}"),
+        ("  failed", f"{summary.failed:,}", f"{summary.total_failed:,}"),
+    ]
+    for code, count in sorted((codes or Counter()).items(), key=lambda kv: (-kv[1], kv[0])):
+        rows.append((f"    {code}", "", f"{count:,}"))
+    if summary.skipped:
+        rows.append(("skipped (done before)", f"{summary.skipped:,}", ""))
+    rows += [
+        ("characters", f"{summary.chars:,}", ""),
+        ("characters/s", f"{rate:,.0f}", ""),
+        ("wall time", wall_time(summary.seconds), ""),
+    ]
+    header = ("batch summary", "this run", "job total")
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(3)]
+    lines = [f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:>{widths[2]}}".rstrip()
+             for a, b, c in (header, *rows)]
+    return "\n".join(lines)
