@@ -8,6 +8,7 @@ import contextvars
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from dragoman.server.access import AccessControl, Principal
@@ -46,9 +47,9 @@ class Calls:
 
     # -- access -----------------------------------------------------------------------
 
-    async def authenticate(self, key: str | None) -> Principal:
-        """The caller (the access check may read its key store: off the event loop)."""
-        return await self.sync(self.access.authenticate, key or None)
+    def authenticate(self, key: str | None) -> Principal:
+        """The caller of a request (cheap: a digest and a dictionary, as on the gRPC side)."""
+        return self.access.authenticate(key or None)
 
     def usage(self, principal: Principal) -> tuple[int, int | None]:
         """(characters used, limit or None); the access check's own count when it keeps one."""
@@ -80,7 +81,7 @@ class Calls:
 
     async def charged(self, principal: Principal, chars: int, work: Callable[[], Any]) -> Any:
         """Charge ``chars`` to ``principal``, run ``work()``; refund when the service refuses."""
-        await self.sync(self.access.charge, principal, chars)
+        self.access.charge(principal, chars)
         try:
             result = await work()
         except DragomanError:
@@ -114,9 +115,25 @@ class Calls:
     async def translate(self, req: TranslateInput) -> TranslateOutput:
         return await self._future(self.service.translate, req)
 
-    async def translate_all(self, reqs: Sequence[TranslateInput]) -> list[TranslateOutput]:
+    async def translate_detected(self, req: TranslateInput) -> tuple[TranslateOutput, Detection | None]:
+        """Translate; with no source language, detect it first in the same trip to the pool
+        (the dialects report the detection's confidence, which the service does not keep)."""
+        found: list[Detection] = []
+
+        def prepare(deadline: float | None) -> Future[TranslateOutput]:
+            if req.source_language:
+                return self.service.translate(req, deadline)
+            found.append(self.service.detect(req.text))
+            return self.service.translate(replace(req, source_language=found[0].language), deadline)
+
+        out = await self._future(prepare)
+        return out, (found[0] if found else None)
+
+    async def translate_all(
+        self, reqs: Sequence[TranslateInput],
+    ) -> list[tuple[TranslateOutput, Detection | None]]:
         """Every document at once, so they share the batcher's batches; the first error wins."""
-        tasks = [asyncio.ensure_future(self.translate(r)) for r in reqs]
+        tasks = [asyncio.ensure_future(self.translate_detected(r)) for r in reqs]
         try:
             return list(await asyncio.gather(*tasks))
         finally:

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dragoman.server.access import QuotaExceeded, Unauthenticated
+from dragoman.server.access import Principal, QuotaExceeded, Unauthenticated
 from dragoman.server.errors import (
     DeadlineExceeded, InvalidInput, ModelNotFound, Overloaded, Unavailable,
 )
@@ -66,13 +66,13 @@ def language(code: str, what: str) -> str:
     return iso
 
 
-async def _principal(request: web.Request, calls: Calls, params: Params):  # type: ignore[no-untyped-def]
+def _principal(request: web.Request, calls: Calls, params: Params) -> Principal:
     """``Authorization: DeepL-Auth-Key KEY``, or the legacy ``auth_key`` parameter."""
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "deepl-auth-key":
         key = params.text("auth_key")
-    return await calls.authenticate(key.strip() or None)
+    return calls.authenticate(key.strip() or None)
 
 
 def _format(params: Params) -> TextFormat:
@@ -91,7 +91,7 @@ def _format(params: Params) -> TextFormat:
 async def translate(request: web.Request) -> web.Response:
     calls = request.app[CALLS]
     params = await read_params(request)
-    principal = await _principal(request, calls, params)
+    principal = _principal(request, calls, params)
     texts = params.texts("text")
     if not texts:
         raise InvalidInput("Parameter 'text' not specified.")
@@ -112,7 +112,7 @@ async def translate(request: web.Request) -> web.Response:
             [TranslateInput(texts[i], target, source, fmt) for i in todo])
         results = [{"detected_source_language": source.upper(), "text": text,
                     "billed_characters": len(text)} for text in texts]
-        for i, out in zip(todo, outs):
+        for i, (out, _) in zip(todo, outs):
             results[i]["text"] = out.text
             results[i]["detected_source_language"] = out.source_language.upper()
         return {"translations": results}
@@ -124,7 +124,7 @@ async def translate(request: web.Request) -> web.Response:
 async def languages(request: web.Request) -> web.Response:
     calls = request.app[CALLS]
     params = await read_params(request)
-    await _principal(request, calls, params)
+    _principal(request, calls, params)
     kind = params.text("type", "source").strip().lower() or "source"
     if kind not in ("source", "target"):
         raise InvalidInput("Value for 'type' not supported.")
@@ -144,7 +144,7 @@ async def languages(request: web.Request) -> web.Response:
 async def usage(request: web.Request) -> web.Response:
     calls = request.app[CALLS]
     params = await read_params(request)
-    principal = await _principal(request, calls, params)
+    principal = _principal(request, calls, params)
     used, limit = calls.usage(principal)
     return web.json_response({"character_count": used,
                               "character_limit": UNLIMITED if limit is None else limit})

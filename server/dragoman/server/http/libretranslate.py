@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dragoman.server.access import QuotaExceeded, Unauthenticated
+from dragoman.server.access import Principal, QuotaExceeded, Unauthenticated
 from dragoman.server.errors import (
     DeadlineExceeded, InvalidInput, ModelNotFound, Overloaded, Unavailable,
 )
@@ -73,15 +73,15 @@ def detected(det: Detection | None) -> dict[str, Any]:
     return {"confidence": confidence(det.confidence), "language": det.language}
 
 
-async def _key(calls: Calls, params: Params):  # type: ignore[no-untyped-def]
-    return await calls.authenticate(params.text("api_key") or None)
+def _key(calls: Calls, params: Params) -> Principal:
+    return calls.authenticate(params.text("api_key") or None)
 
 
 @DIALECT.endpoint
 async def translate(request: web.Request) -> web.Response:
     calls = request.app[CALLS]
     params = await read_params(request)
-    principal = await _key(calls, params)
+    principal = _key(calls, params)
     q = params.raw("q")
     if q is None or q == "" or q == []:
         raise InvalidInput("Invalid request: missing q parameter")
@@ -100,18 +100,13 @@ async def translate(request: web.Request) -> web.Response:
 
     async def work() -> dict[str, Any]:
         detections: list[Detection | None] = [None] * len(texts)
-        sources = [source_iso] * len(texts)
-        if not source_iso:
-            for i, text in enumerate(texts):
-                if text.strip():
-                    detections[i] = await calls.detect(text)
-                    sources[i] = detections[i].language  # type: ignore[union-attr]
         todo = [i for i, text in enumerate(texts) if text.strip()]
         outs = await calls.translate_all([
-            TranslateInput(texts[i], target, sources[i], FORMATS[fmt_name]) for i in todo])
+            TranslateInput(texts[i], target, source_iso, FORMATS[fmt_name]) for i in todo])
         translated = list(texts)
-        for i, out in zip(todo, outs):
+        for i, (out, found) in zip(todo, outs):
             translated[i] = out.text
+            detections[i] = found
         body: dict[str, Any] = {"translatedText": translated if batch else translated[0]}
         if not source_iso:
             found = [detected(d) for d in detections]
@@ -127,7 +122,7 @@ async def translate(request: web.Request) -> web.Response:
 async def detect(request: web.Request) -> web.Response:
     calls = request.app[CALLS]
     params = await read_params(request)
-    principal = await _key(calls, params)
+    principal = _key(calls, params)
     q = params.text("q")
     if not q.strip():
         raise InvalidInput("Invalid request: missing q parameter")
@@ -181,7 +176,7 @@ async def frontend_settings(request: web.Request) -> web.Response:
 async def translate_file(request: web.Request) -> web.Response:
     calls = request.app[CALLS]
     params = await read_params(request)
-    principal = await _key(calls, params)
+    principal = _key(calls, params)
     upload = params.files.get("file")
     if upload is None:
         raise InvalidInput("Invalid request: missing file parameter")

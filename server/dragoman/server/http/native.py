@@ -12,7 +12,7 @@ from aiohttp import web
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from dragoman.server.access import QuotaExceeded, Unauthenticated
+from dragoman.server.access import Principal, QuotaExceeded, Unauthenticated
 from dragoman.server.errors import (
     Cancelled, DeadlineExceeded, DragomanError, InvalidInput, ModelNotFound, Overloaded,
     StoreError, Unavailable,
@@ -66,15 +66,15 @@ def _reply(message: Message) -> web.Response:
     return web.json_response(json_format.MessageToDict(message))
 
 
-async def _principal(request: web.Request, calls: Calls):  # type: ignore[no-untyped-def]
+def _principal(request: web.Request, calls: Calls) -> Principal:
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    return await calls.authenticate(key.strip() if scheme.lower() == "bearer" else None)
+    return calls.authenticate(key.strip() if scheme.lower() == "bearer" else None)
 
 
 @DIALECT.endpoint
 async def translate(request: web.Request) -> web.Response:
     calls = request.app[CALLS]
-    principal = await _principal(request, calls)
+    principal = _principal(request, calls)
     req = await _parse(request, pb.TranslateRequest())
     inp = convert.translate_input(req)
     chars = calls.check_sizes([inp.text])
@@ -85,7 +85,7 @@ async def translate(request: web.Request) -> web.Response:
 @DIALECT.endpoint
 async def summarise(request: web.Request) -> web.Response:
     calls = request.app[CALLS]
-    principal = await _principal(request, calls)
+    principal = _principal(request, calls)
     req = await _parse(request, spb.SummariseRequest())
     inp = convert.summarise_input(req)
     chars = calls.check_sizes([inp.text])
@@ -96,7 +96,7 @@ async def summarise(request: web.Request) -> web.Response:
 @DIALECT.endpoint
 async def detect(request: web.Request) -> web.Response:
     calls = request.app[CALLS]
-    principal = await _principal(request, calls)
+    principal = _principal(request, calls)
     req = await _parse(request, pb.DetectLanguageRequest())
     chars = calls.check_sizes([req.text])
     det = await calls.charged(principal, chars, lambda: calls.detect(req.text))
@@ -106,7 +106,7 @@ async def detect(request: web.Request) -> web.Response:
 @DIALECT.endpoint
 async def languages(request: web.Request) -> web.Response:
     calls = request.app[CALLS]
-    await _principal(request, calls)
+    _principal(request, calls)
     return _reply(convert.languages_response(await calls.languages()))
 
 
