@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from dragoman.client import Client
 from dragoman.client.errors import InvalidArgument, NotFound
+from dragoman.server.errors import ModelNotFound
 from dragoman.server.rpc.app import ServerThread, build_service
 
 from tests.conftest import install_copy_model, server_config
@@ -164,3 +165,36 @@ def test_batch_model_flag(
     errors = tmp_path / "bad.jsonl.errors.jsonl"
     reported = done.stderr + (errors.read_text(encoding="utf-8") if errors.exists() else "")
     assert done.returncode != 0 and "no model named 'nope'" in reported
+
+
+def test_a_malformed_model_name_is_invalid_argument(client: Client) -> None:
+    with pytest.raises(InvalidArgument, match="is not a model name"):
+        client.translate(TEXT, "de", source="en", model="../" + "x" * 5000)
+    with pytest.raises(InvalidArgument, match="is not a model name"):
+        client.summarise(TEXT, language="en", model="a b")
+
+
+def test_unknown_names_reread_the_store_at_most_once_a_second(
+    models: Path, sp_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from dragoman.server import registry as registry_module
+    from dragoman.server.registry import ModelRegistry
+    from dragoman.server.store import ModelStore
+
+    root = tmp_path / "models"
+    shutil.copytree(models, root)
+    registry = ModelRegistry(ModelStore(root))
+    reads = []
+    real_refresh = registry.refresh
+    monkeypatch.setattr(registry, "refresh", lambda: reads.append(1) or real_refresh())
+    for _ in range(20):
+        with pytest.raises(ModelNotFound):
+            registry.route("en", "de", "copy-en-de-new")
+    assert reads == []  # the store was read at start, less than a second ago
+    # A model installed while serving can be named once the store may be read again.
+    install_copy_model(root, sp_model, "copy-en-de-new", "en", "de", swap=True)
+    monkeypatch.setattr(registry_module, "STORE_REREAD_SECONDS", 0.0)
+    assert registry.route("en", "de", "copy-en-de-new").models == ("copy-en-de-new",)
+    assert len(reads) == 1

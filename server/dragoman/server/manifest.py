@@ -26,6 +26,11 @@ TASKS: tuple[str, ...] = ("translate", "summarise")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
+def is_model_name(name: str) -> bool:
+    """Whether ``name`` could name an installed model (requests naming one are checked)."""
+    return bool(_NAME_RE.match(name))
+
+
 @dataclass(frozen=True)
 class Generation:
     """Default decoding settings of a model; requests may override some of them."""

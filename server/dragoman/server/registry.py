@@ -23,6 +23,9 @@ from dragoman.server.store import InstalledModel, ModelStore
 
 logger = logging.getLogger(__name__)
 
+# How often a request naming an unknown model may make the registry re-read the store.
+STORE_REREAD_SECONDS = 1.0
+
 
 @dataclass(frozen=True)
 class RoutingOptions:
@@ -71,6 +74,7 @@ class ModelRegistry:
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._pinned: set[str] = set()
         self._lock = threading.RLock()
+        self._refreshed_at = 0.0
         self.observer: ModelObserver | None = None  # metrics: loads here, batches in batchers
         self.refresh()
 
@@ -81,6 +85,7 @@ class ModelRegistry:
         models = {m.name: m for m in self.store.list()}
         with self._lock:
             self._installed = models
+            self._refreshed_at = time.monotonic()
 
     @property
     def installed(self) -> list[InstalledModel]:
@@ -182,10 +187,13 @@ class ModelRegistry:
         )
 
     def installed_model(self, name: str) -> InstalledModel | None:
-        """The installed model of that name (re-reading the store once if it is unknown)."""
+        """The installed model of that name, re-reading the store for an unknown one (a model
+        installed while running) at most once a second, so requests naming models that do not
+        exist cannot keep the server reading manifests."""
         with self._lock:
             found = self._installed.get(name)
-        if found is None:
+            stale = time.monotonic() - self._refreshed_at >= STORE_REREAD_SECONDS
+        if found is None and stale:
             self.refresh()
             with self._lock:
                 found = self._installed.get(name)

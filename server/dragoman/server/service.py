@@ -19,6 +19,7 @@ from dragoman.server.access import AccessControl
 from dragoman.server.cache import SentenceCache
 from dragoman.server.errors import InvalidInput, ModelNotFound, Overloaded, Unavailable
 from dragoman.server.futures import chain, completed, gather, recover, then
+from dragoman.server.manifest import is_model_name
 from dragoman.server.registry import Leg, ModelRegistry, Route
 from dragoman.server.summarise.extractive import summarise_extractive
 from dragoman.server.text.langdetect import Detection, detect_language, is_language_code
@@ -231,6 +232,18 @@ class Dragoman:
             raise InvalidInput(f"{what} {code!r} is not an ISO 639-1 language code (e.g. en, de)")
         return code
 
+    @staticmethod
+    def _check_model(name: str) -> str:
+        """A requested model name: "" (the registry's choice) or one the store could hold."""
+        name = name.strip()
+        if name and not is_model_name(name):
+            shown = name if len(name) <= 40 else name[:40] + "..."
+            raise InvalidInput(
+                f"model {shown!r} is not a model name (letters, digits, '.', '_' or '-', at "
+                "most 128); `dragoman languages` lists the installed models"
+            )
+        return name
+
     def _source_language(self, text: str, given: str) -> tuple[str, bool]:
         if given:
             return self._check_language(given, "source language"), False
@@ -271,7 +284,7 @@ class Dragoman:
         if source == target:
             return self._tracked(completed, TranslateOutput(
                 req.id, req.text, source, target, (), detected=detected))
-        route = self.registry.route(source, target, req.model.strip())
+        route = self.registry.route(source, target, self._check_model(req.model))
         self._check_time(route, deadline)
         return self._tracked(self._translate_routed, req, route, source, target, detected, deadline)
 
@@ -372,7 +385,7 @@ class Dragoman:
             self._check_language(req.target_language, "target language")
             if req.target_language else language
         )
-        model = req.model.strip()
+        model = self._check_model(req.model)
         if model and req.method == "extractive":
             raise InvalidInput(
                 f"the extractive method uses no model; drop model {model!r} or ask for the "
