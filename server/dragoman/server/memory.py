@@ -28,6 +28,9 @@ FLOAT_BYTES = 4
 # 0.8-1.25x the estimate for length-sorted batches of 4 to 25 sentences of 7 to 36 tokens.
 VOCAB_VECTORS = 3
 _LAYER = re.compile(r"^decoder/layer_(\d+)/")
+# Far above any binary format version CTranslate2 has had (6 in 4.x): a larger first word is
+# not a model file at all.
+MAX_BINARY_VERSION = 100
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,33 @@ def _variables(f: BinaryIO) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]
             alias = _string(f)
             aliases[alias] = _string(f)
     return shapes, aliases
+
+
+def model_bin_problem(model_dir: Path) -> str | None:
+    """Why ``model.bin`` is not a whole CTranslate2 model file, from its variable headers (the
+    weights are skipped), or None. Finds garbage and truncation, not bad weights."""
+    path = model_dir / "model.bin"
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or not 1 <= struct.unpack("<I", head)[0] <= MAX_BINARY_VERSION:
+                return f"{path} is not a CTranslate2 model file"
+            if struct.unpack("<I", head)[0] < 5:
+                return None  # too old to walk; CTranslate2 itself decides
+            f.seek(0)
+            try:
+                _variables(f)
+            except struct.error:
+                if f.tell() < size:
+                    raise
+            if f.tell() > size:
+                return f"{path} is truncated ({size} bytes)"
+    except FileNotFoundError:
+        return f"{path} is missing"
+    except (OSError, ValueError, struct.error, UnicodeDecodeError, MemoryError) as exc:
+        return f"{path} is corrupt ({type(exc).__name__}: {exc})"
+    return None
 
 
 def read_shape(model_dir: Path) -> ModelShape | None:

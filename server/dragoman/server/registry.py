@@ -73,6 +73,10 @@ class ModelRegistry:
         self._installed: dict[str, InstalledModel] = {}
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._pinned: set[str] = set()
+        # Models that failed to load and folders without a readable manifest, with the reason:
+        # not served, reported (log, health), never allowed to stop the healthy ones.
+        self._broken: dict[str, str] = {}
+        self._unreadable: dict[str, str] = {}
         self._lock = threading.RLock()
         self._refreshed_at = 0.0
         self.observer: ModelObserver | None = None  # metrics: loads here, batches in batchers
@@ -82,10 +86,22 @@ class ModelRegistry:
 
     def refresh(self) -> None:
         """Re-read the store (models installed or removed while running)."""
-        models = {m.name: m for m in self.store.list()}
+        found, unreadable = self.store.scan()
+        models = {m.name: m for m in found}
         with self._lock:
             self._installed = models
+            for folder in unreadable:
+                if self._unreadable.get(folder.name) != folder.reason:
+                    logger.warning("model folder %s is broken and not served: %s",
+                                   folder.name, folder.reason)
+            self._unreadable = {folder.name: folder.reason for folder in unreadable}
             self._refreshed_at = time.monotonic()
+
+    def broken(self) -> dict[str, str]:
+        """Installed models that cannot be loaded and store folders that hold no readable
+        model, each with the reason."""
+        with self._lock:
+            return {**self._unreadable, **self._broken}
 
     @property
     def installed(self) -> list[InstalledModel]:
@@ -104,7 +120,12 @@ class ModelRegistry:
             return lm if lm is not None and lm.model.loaded else None
 
     def _translators(self) -> list[InstalledModel]:
-        return [m for m in self.installed if m.manifest.task == "translate"]
+        return [m for m in self._servable() if m.manifest.task == "translate"]
+
+    def _servable(self) -> list[InstalledModel]:
+        """Installed models that are not known to be broken: the ones routing may pick."""
+        with self._lock:
+            return [m for m in self._installed.values() if m.name not in self._broken]
 
     def direct_models(self, source: str, target: str) -> list[InstalledModel]:
         """Models that translate source -> target directly, best first."""
@@ -219,9 +240,16 @@ class ModelRegistry:
         pairs = sorted({f"{s}->{t}" for m in self._translators() for s, t in m.manifest.pairs()})
         have = ", ".join(pairs) if pairs else "none"
         pivot = self.routing.pivot_language
+        with self._lock:
+            broken = [
+                f"{m.name} ({self._broken[m.name]})" for m in self._installed.values()
+                if m.name in self._broken and m.manifest.task == "translate"
+                and (source, target) in m.manifest.pairs()
+            ]
         return (
             f"no model translates {source}->{target}"
             + (f" (nor through {pivot})" if pivot and pivot not in (source, target) else "")
+            + (f"; installed for it but broken: {'; '.join(broken)}" if broken else "")
             + f"; installed pairs: {have}. Install one with `dragoman models install PATH` "
             "(an Argos .argosmodel package, a CTranslate2 folder or a Hugging Face checkpoint)"
         )
@@ -243,7 +271,7 @@ class ModelRegistry:
 
     def summarisers(self, language: str) -> list[InstalledModel]:
         return sorted(
-            (m for m in self.installed
+            (m for m in self._servable()
              if m.manifest.task == "summarise" and language in m.manifest.source_languages),
             key=lambda m: (len(m.manifest.source_languages) > 1, m.name),
         )
@@ -283,8 +311,13 @@ class ModelRegistry:
     # -- memory ---------------------------------------------------------------------
 
     def preload(self, names: Iterable[str]) -> None:
+        """Load and keep ``names``; a model that fails to load is reported (see
+        :meth:`broken`) and skipped, so one broken folder never stops the others."""
         for name in names:
-            self.acquire(name)
+            try:
+                self.acquire(name)
+            except StoreError:
+                continue  # logged and recorded by acquire
             with self._lock:
                 self._pinned.add(name)
 
@@ -306,12 +339,17 @@ class ModelRegistry:
                 installed = self._installed.get(name)
             if installed is None:
                 raise ModelNotFound(f"model {name!r} is not installed")
+            if name in self._broken:
+                raise StoreError(f"model {name} is broken: {self._broken[name]}")
             self._make_room(exclude=name, adding=installed)
             started = time.monotonic()
             try:
                 model = Seq2SeqModel(installed.path, installed.manifest, self.runtime)
-            except (RuntimeError, ValueError, OSError) as exc:
-                raise StoreError(f"cannot load model {name}: {exc}") from exc
+            except Exception as exc:  # noqa: BLE001 - any failure to load marks it broken
+                reason = self.store.problem(installed) or f"cannot load it: {exc}"
+                self._broken[name] = reason
+                logger.error("model %s is broken and not served: %s", name, reason)
+                raise StoreError(f"model {name} is broken: {reason}") from None
             self._observe_load(name, started)
             lm = LoadedModel(model, Batcher(model, self.batching, cost=model.batch_bytes,
                                             observer=self.observer))

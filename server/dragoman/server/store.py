@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from dragoman.server.errors import ModelNotFound, SourceUnavailable, StoreError
 from dragoman.server.langcodes import to_iso639_1
+from dragoman.server.memory import model_bin_problem
 from dragoman.server.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -69,6 +70,14 @@ class InstalledModel:
 
 
 @dataclass(frozen=True)
+class BrokenFolder:
+    """A store folder that holds no usable model, and why."""
+
+    name: str  # the folder's name (its manifest, which would name the model, is unreadable)
+    reason: str
+
+
+@dataclass(frozen=True)
 class InstallOptions:
     """What the user tells ``models install`` where the source does not say it itself."""
 
@@ -94,19 +103,38 @@ class ModelStore:
 
     def list(self) -> list[InstalledModel]:
         """Installed models by name; folders without a readable manifest are skipped."""
+        models, unreadable = self.scan()
+        for folder in unreadable:
+            logger.warning("skipping %s: %s", self.root / folder.name, folder.reason)
+        return models
+
+    def scan(self) -> tuple[list[InstalledModel], list[BrokenFolder]]:
+        """Installed models, and the folders whose manifest cannot be read (quietly: the
+        caller decides how often to say so)."""
         if not self.root.is_dir():
-            return []
+            return [], []
         models = []
+        unreadable = []
         for child in sorted(self.root.iterdir()):
             if child.name.startswith(".") or not (child / MANIFEST_NAME).is_file():
                 continue
             try:
                 manifest = read_manifest(child)
             except StoreError as exc:
-                logger.warning("skipping %s: %s", child, exc)
+                unreadable.append(BrokenFolder(child.name, str(exc)))
                 continue
             models.append(InstalledModel(manifest.name, child, manifest))
-        return models
+        return models, unreadable
+
+    @staticmethod
+    def problem(model: InstalledModel) -> str | None:
+        """Why the model's folder cannot be loaded, from a cheap look at its files (no
+        weights are read), or None. Loading can still fail for reasons only it finds."""
+        tokenizer = model.manifest.tokenizer
+        for name in dict.fromkeys((tokenizer.source, tokenizer.target)):
+            if not (model.path / name).is_file():
+                return f"{name} is missing from {model.path}"
+        return model_bin_problem(model.path)
 
     def get(self, name: str) -> InstalledModel:
         for model in self.list():

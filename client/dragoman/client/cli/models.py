@@ -126,26 +126,37 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    models = _store(args).list()
+    store = _store(args)
+    models, unreadable = store.scan()
+    # STATUS is a look at the files (tokenizers present, model.bin whole), not a load.
+    listed = [
+        (m.name, m.manifest.task, m.manifest.family, m.manifest.source_languages,
+         m.manifest.target_languages, str(m.path), _status(store.problem(m)))
+        for m in models
+    ] + [(f.name, "", "", (), (), str(store.root / f.name), _status(f.reason))
+         for f in unreadable]
+    listed.sort(key=lambda row: row[0])
     if args.json:
         print(json.dumps([
-            {"name": m.name, "task": m.manifest.task, "family": m.manifest.family,
-             "source_languages": list(m.manifest.source_languages),
-             "target_languages": list(m.manifest.target_languages), "path": str(m.path)}
-            for m in models
+            {"name": name, "task": task, "family": family, "source_languages": list(src),
+             "target_languages": list(tgt), "path": path, "status": status}
+            for name, task, family, src, tgt, path, status in listed
         ], indent=2))
         return 0
-    if not models:
+    if not listed:
         print("no models installed (see `dragoman models install --help`); "
               "extractive summaries work without any")
         return 0
     rows = [
-        (m.name, m.manifest.task, m.manifest.family, ",".join(m.manifest.source_languages),
-         ",".join(m.manifest.target_languages))
-        for m in models
+        (name, task or "?", family or "?", ",".join(src) or "?", ",".join(tgt) or "?", status)
+        for name, task, family, src, tgt, _, status in listed
     ]
-    print(format_table(("NAME", "TASK", "FAMILY", "SOURCE", "TARGET"), rows))
+    print(format_table(("NAME", "TASK", "FAMILY", "SOURCE", "TARGET", "STATUS"), rows))
     return 0
+
+
+def _status(problem: str | None) -> str:
+    return "ok" if problem is None else f"broken: {one_line(problem)}"
 
 
 def _size(value: int | None) -> str:

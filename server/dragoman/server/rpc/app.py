@@ -47,6 +47,7 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # replies (a translation may outgrow its s
 # Request fields other than the text (id, language codes, model name) and protobuf framing.
 REQUEST_OVERHEAD_BYTES = 64 * 1024
 HOUSEKEEPING_SECONDS = 5.0
+DEFAULT_HTTP_ADDRESS = next(f.default for f in fields(ServerConfig) if f.name == "http_address")
 
 
 def receive_limit(max_chars: int) -> int:
@@ -54,7 +55,6 @@ def receive_limit(max_chars: int) -> int:
     UTF-8 bytes per character) plus overhead. gRPC refuses a bigger one itself, from its
     length prefix, before buffering it, so an oversized call costs next to nothing."""
     return 4 * max_chars + REQUEST_OVERHEAD_BYTES
-DEFAULT_HTTP_ADDRESS = next(f.default for f in fields(ServerConfig) if f.name == "http_address")
 
 
 @dataclass
@@ -85,12 +85,14 @@ class ServerHandle:
         await self.report_models()
 
     async def report_models(self) -> None:
-        """Per-model health: SERVING when in memory, NOT_SERVING when installed but unloaded."""
-        loaded = set(self.service.registry.loaded_names())
-        for m in self.service.registry.installed:
+        """Per-model health: SERVING when in memory, NOT_SERVING when installed but unloaded
+        or broken (a model that fails to load, a folder without a readable manifest)."""
+        registry = self.service.registry
+        loaded = set(registry.loaded_names())
+        for name in sorted({m.name for m in registry.installed} | set(registry.broken())):
             await self.health.set(
-                MODEL_HEALTH_PREFIX + m.name,
-                health_pb2.HealthCheckResponse.SERVING if m.name in loaded
+                MODEL_HEALTH_PREFIX + name,
+                health_pb2.HealthCheckResponse.SERVING if name in loaded
                 else health_pb2.HealthCheckResponse.NOT_SERVING,
             )
 
@@ -208,8 +210,14 @@ async def start(service: Dragoman, config: ServerConfig) -> ServerHandle:
     started = time.monotonic()
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(handle.executor, service.registry.preload, names)
-    logger.info("loaded %d model(s) in %.2fs: %s", len(names), time.monotonic() - started,
-                ", ".join(names) or "none (extractive summaries only)")
+    in_memory = set(service.registry.loaded_names())
+    loaded = [name for name in names if name in in_memory]
+    logger.info("loaded %d model(s) in %.2fs: %s", len(loaded), time.monotonic() - started,
+                ", ".join(loaded) or "none (extractive summaries only)")
+    broken = service.registry.broken()
+    if broken:
+        logger.warning("not serving %d broken model(s): %s (see `dragoman models list`)",
+                       len(broken), ", ".join(sorted(broken)))
     if config.http_enabled:
         try:
             handle.http = await start_http(handle, config)
