@@ -56,3 +56,12 @@ def test_a_taken_address_the_user_chose_is_a_clear_error(copy_store: Path) -> No
         server = ServerThread(build_service(config), config)
         with pytest.raises(DragomanError, match=f"cannot listen for HTTP on 127.0.0.1:{port}"):
             server.start()
+
+
+def test_the_http_adapter_never_imports_ctranslate2_or_grpc() -> None:
+    """As thin as rpc/: it maps requests onto the service facade and nothing else."""
+    package = Path(__file__).resolve().parent.parent / "server" / "dragoman" / "server" / "http"
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        for banned in ("import ctranslate2", "from ctranslate2", "import grpc", "from grpc"):
+            assert banned not in text, (path.name, banned)
