@@ -29,6 +29,7 @@ from dragoman.server.http.app import HttpServer, create_app
 from dragoman.server.observability.metrics import Metrics
 from dragoman.server.rpc.observe import ObserveInterceptor
 from dragoman.server.rpc.auth import AccessInterceptor
+from dragoman.server.rpc.decoding import DecodeGuardInterceptor
 from dragoman.server.rpc.tls import CertificateFiles, TlsSettings
 from dragoman.server.rpc.servicers import SummarisationServicer, TranslationServicer, _Calls
 from dragoman.server.service import Dragoman
@@ -132,7 +133,9 @@ def create_server(
     Keys are checked by ``service.access``; ``tls`` serves TLS (mTLS with a client CA) from
     files that are re-read when they change.
     """
-    interceptors: list[grpc.aio.ServerInterceptor] = [ObserveInterceptor(metrics)]
+    # Outermost first: every call is observed; bad request bytes get INVALID_ARGUMENT.
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        ObserveInterceptor(metrics), DecodeGuardInterceptor()]
     if service.access.required:
         interceptors.append(AccessInterceptor(service.access))
     server = grpc.aio.server(
