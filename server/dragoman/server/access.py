@@ -117,15 +117,19 @@ class KeyStore:
             raise KeyStoreError(f"cannot read key store {self.path}: {exc.strerror}") from None
         return head == _SQLITE_MAGIC or head == b""
 
-    def stamp(self) -> tuple[int, int, int] | None:
-        """Identity of the file's current content (None while it does not exist)."""
+    def stamp(self) -> tuple[int, int, int, bytes] | None:
+        """Identity of the file's current content (None while it does not exist): inode,
+        size, mtime and SQLite's file change counter (header bytes 24-27, bumped by every
+        commit), so two changes within one timestamp tick are still seen."""
         try:
-            st = self.path.stat()
+            with self.path.open("rb") as handle:
+                st = os.fstat(handle.fileno())
+                head = handle.read(28)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise KeyStoreError(f"cannot read key store {self.path}: {exc.strerror}") from None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+        return (st.st_mtime_ns, st.st_size, st.st_ino, head[24:28])
 
     def load(self) -> list[KeyRecord]:
         """Every key; raises :class:`KeyStoreError` when the file is missing or malformed."""
@@ -270,7 +274,7 @@ class AccessControl:
         self._lock = threading.Lock()
         self._records: tuple[KeyRecord, ...] = ()
         self._by_name: dict[str, KeyRecord] = {}
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: tuple[int, int, int, bytes] | None = None
         self._usage: dict[str, _Usage] = {}
         if keys is not None:
             self._reload(force=True)
