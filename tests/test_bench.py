@@ -56,3 +56,14 @@ def test_load_fault_bench_runs(tmp_path: Path) -> None:
         assert row in done.stdout, row
     assert "lost 0, duplicated 0" in done.stdout
     assert "targets (measured, not asserted):" in done.stdout
+
+
+def test_model_sources_bench_runs(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "model_sources.py"), "--smoke", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "argos:en-de: 1 file(s)" in done.stdout
+    assert "opus-mt:de-en:" in done.stdout and "model.safetensors" in done.stdout
+    assert "pytorch_model.bin" not in done.stdout

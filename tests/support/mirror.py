@@ -68,6 +68,8 @@ class Mirror:
     # path -> HTTP status to answer with
     statuses: dict[str, int] = field(default_factory=dict)
     token: str = "hf_mirror_token"
+    # path -> body bytes sent
+    sent: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -117,6 +119,10 @@ class Mirror:
     def record(self, request: Request) -> None:
         with self._lock:
             self.requests.append(request)
+
+    def count(self, path: str, size: int) -> None:
+        with self._lock:
+            self.sent[path] = self.sent.get(path, 0) + size
 
     def take_drop(self, path: str) -> int | None:
         with self._lock:
@@ -246,7 +252,9 @@ class _Handler(BaseHTTPRequestHandler):
         if drop is not None:
             self.wfile.write(data[start:start + drop])
             self.wfile.flush()
+            self.owner.count(path, len(data[start:start + drop]))
             self.close_connection = True
             self.connection.shutdown(2)
             return
         self.wfile.write(data[start:])
+        self.owner.count(path, len(data) - start)

@@ -150,7 +150,7 @@ def download(
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise SourceUnavailable(f"disk full while downloading {what} into {dest.parent}") \
                 from None
-        raise
+        raise SourceUnavailable(f"cannot write {what} into {dest.parent}: {exc}") from None
     finally:
         if bar is not None:
             bar.close()
