@@ -234,3 +234,18 @@ def test_cli_store_errors_exit_2_with_one_line(tmp_path: Path) -> None:
                "--target", "de", "--models", str(tmp_path / "store"))
     assert proc.returncode == 2, proc.stderr
     assert "symbolic link loop" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_cli_max_model_mb(tmp_path: Path) -> None:
+    from tests.test_cli_e2e import _env, run
+
+    pkg = _argos_zip(tmp_path / "x.argosmodel", {"from_code": "en", "to_code": "de"},
+                     extra={"pkg/model/weights.bin": b"\0" * 1_500_000})
+    store = str(tmp_path / "store")
+    proc = run("models", "install", str(pkg), "--models", store, "--max-model-mb", "1")
+    assert proc.returncode == 2 and "unpacks to more than 1048576 bytes" in proc.stderr
+    proc = run("models", "install", str(pkg), "--models", store,
+               env=_env(DRAGOMAN_MAX_MODEL_MB="1"))
+    assert proc.returncode == 2 and "--max-model-mb" in proc.stderr, proc.stderr
+    proc = run("models", "install", str(pkg), "--models", store, "--max-model-mb", "2")
+    assert proc.returncode == 0, proc.stderr
