@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -131,6 +132,7 @@ class Session:
     label: str
     idle: int  # RSS after model load, bytes
     runs: list[measure.Run]
+    clients: dict[str, int] = field(default_factory=dict)  # run name -> concurrent clients
 
     @property
     def peak(self) -> int:
@@ -141,6 +143,7 @@ class Session:
         """Drive ``server`` with ``clients`` concurrent callers over ``docs``; keep the run."""
         run = measure.service_run(server, name, docs, clients, _tokens(docs))
         self.runs.append(run)
+        self.clients[run.name] = clients
         print(f"  {run.name}: {run.seconds:.1f}s")
 
 
@@ -176,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-threads", metavar="LIST",
                         help="instead of the main table, compare INTERxINTRA settings "
                              "(e.g. 1x2,2x1): raw and 32-client throughput, latency, RSS")
+    parser.add_argument("--naive-clients",
+                        help="comma-separated client counts for (c) and (c2) (default: 32 only; "
+                             "the charts draw lines where there are several)")
+    parser.add_argument("--results", type=Path, metavar="JSON",
+                        help="also write every measurement here, for bench/charts.py")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -225,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
 
     clients = plan.unbatched_clients
+    naive_clients = ([int(c) for c in args.naive_clients.split(",")] if args.naive_clients
+                     else [clients])
     sessions: list[Session] = []
 
     def session(label: str, flags: dict[str, object]) -> tuple[Session, measure.ServerProcess]:
@@ -251,12 +261,16 @@ def main(argv: list[str] | None = None) -> int:
     # (c) no cross-request batching: one call per paragraph (Argos Translate) or per request
     naive, server = session("paragraph", _server_flags(threads, args.budget, "paragraph", args.wait_ms))
     with server:
-        naive.measure(server, f"(c) one call per paragraph (Argos), {clients} clients", docs, clients)
+        for n in naive_clients:
+            naive.measure(server, f"(c) one call per paragraph (Argos), {n} client{'s' * (n > 1)}",
+                          docs, n)
         naive.measure(server, f"(c') one call per request, {clients} clients, one-sentence requests",
                       singles, clients)
     per_request, server = session("request", _server_flags(threads, args.budget, "request", args.wait_ms))
     with server:
-        per_request.measure(server, f"(c2) one call per request, {clients} clients", docs, clients)
+        for n in naive_clients:
+            per_request.measure(server, f"(c2) one call per request, {n} client{'s' * (n > 1)}",
+                                docs, n)
     if plan.argos_threads:
         cores = os.cpu_count() or 1
         argos, server = session(f"paragraph, threads 1x{cores}",
@@ -266,6 +280,10 @@ def main(argv: list[str] | None = None) -> int:
                                   f"{clients} clients", docs, clients)
 
     _report(best, raw_runs, sessions, direct, served, len(short), load, os.getloadavg()[0], raw_base)
+    if args.results:
+        _write_results(args.results, "smoke" if args.smoke else "quick" if args.quick else "full",
+                       threads, best, raw_runs, sessions, direct, served,
+                       raw_base, load)
     return 1 if any(r.errors for s in sessions for r in s.runs) else 0
 
 
@@ -358,7 +376,11 @@ def _report(best: measure.Run, raw_runs: list[measure.Run], sessions: list[Sessi
     print()
 
     def find(prefix: str) -> measure.Run | None:
-        return next((r for s in sessions for r in s.runs if r.name.startswith(prefix)), None)
+        """The run named ``prefix...``; of several (naive modes at several client counts),
+        the one at 32 clients."""
+        found = [r for s in sessions for r in s.runs if r.name.startswith(prefix)]
+        at_32 = [r for r in found if r.name.endswith(", 32 clients")]
+        return (at_32 or found or [None])[0]
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "MISSED"
@@ -387,6 +409,46 @@ def _report(best: measure.Run, raw_runs: list[measure.Run], sessions: list[Sessi
         if m is not None:
             print(f"  ... {bounded.label.split(', ')[1]}: {bounded.peak / bounded.idle:.2f}x "
                   f"{verdict(bounded.peak <= 1.5 * bounded.idle)}, at {m.tokens_per_s / best.tokens_per_s:.2f} x raw")
+
+
+def _run_record(run: measure.Run, clients: int | None, base: int) -> dict[str, object]:
+    def number(x: float) -> float | None:
+        return None if x != x else round(x, 4)  # NaN -> null
+
+    return {
+        "name": run.name, "clients": clients, "requests": run.docs, "chars": run.chars,
+        "seconds": round(run.seconds, 4), "chars_per_s": round(run.chars_per_s, 2),
+        "tokens_per_s": round(run.tokens_per_s, 2), "tokens_per_cpu_s": number(run.tokens_per_cpu_s),
+        "p50_s": number(run.percentile(50)), "p95_s": number(run.percentile(95)),
+        "peak_rss_mb": round(run.peak_rss / MB, 1), "rss_growth_mb": round((run.peak_rss - base) / MB, 1),
+        "other_cores": round(run.other_cores, 3), "errors": run.errors,
+    }
+
+
+def _write_results(path: Path, plan: str, threads: tuple[int, int], best: measure.Run,
+                   raw_runs: list[measure.Run], sessions: list[Session], direct: list[float],
+                   served: list[float], raw_base: int, load_start: float) -> None:
+    """Every measurement of the run as JSON (bench/charts.py draws it)."""
+    results = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": {"cores": os.cpu_count(), "load_start": round(load_start, 2),
+                 "load_end": round(os.getloadavg()[0], 2)},
+        "plan": plan,
+        "threads": list(threads),
+        "raw": {"best": best.name,
+                "runs": [_run_record(r, None, raw_base) for r in raw_runs]},
+        "single_sentence_ms": {"direct_p50": round(statistics.median(direct) * 1000, 2),
+                               "service_p50": round(statistics.median(served) * 1000, 2)},
+        "sessions": [
+            {"label": s.label, "idle_rss_mb": round(s.idle / MB, 1),
+             "peak_rss_mb": round(s.peak / MB, 1),
+             "runs": [_run_record(r, s.clients.get(r.name), s.idle) for r in s.runs]}
+            for s in sessions
+        ],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"results: {path}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ they drive the server through flags and internals that would otherwise rot unnot
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 def test_throughput_bench_runs_every_configuration(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH / "throughput.py"), "--smoke", "--workdir", str(tmp_path),
-         "--memory-mb", "8"],
+         "--memory-mb", "8", "--naive-clients", "1,2", "--results", str(tmp_path / "r.json")],
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -22,6 +23,17 @@ def test_throughput_bench_runs_every_configuration(tmp_path: Path) -> None:
                 "| (c') one call per request", "| (c2) one call per request"):
         assert row in done.stdout, row
     assert "targets (measured, not asserted):" in done.stdout
+    # The results JSON carries every run with its client count, and bench/charts.py draws it.
+    results = json.loads((tmp_path / "r.json").read_text())
+    runs = {r["name"]: r for s in results["sessions"] for r in s["runs"]}
+    assert runs["(c) one call per paragraph (Argos), 1 client"]["clients"] == 1
+    assert runs["(c2) one call per request, 2 clients"]["clients"] == 2
+    charts = subprocess.run([sys.executable, str(BENCH / "charts.py"), str(tmp_path / "r.json"),
+                             "-o", str(tmp_path / "charts")], capture_output=True, text=True,
+                            timeout=300)
+    assert charts.returncode == 0, charts.stderr
+    for name in ("throughput.png", "latency.png", "memory.png"):
+        assert (tmp_path / "charts" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_batch_bench_runs(tmp_path: Path) -> None:
