@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Hashable
+from typing import Callable, Hashable
 
 
 @dataclass
@@ -66,6 +66,15 @@ class SentenceCache:
                 k, v = self._data.popitem(last=False)
                 self._chars -= len(v) + _key_chars(k)
                 self.stats.evictions += 1
+
+    def drop(self, predicate: Callable[[Hashable], bool]) -> int:
+        """Remove the entries whose key matches (e.g. one model's, after it was replaced);
+        returns how many went."""
+        with self._lock:
+            doomed = [k for k in self._data if predicate(k)]
+            for k in doomed:
+                self._chars -= len(self._data.pop(k)) + _key_chars(k)
+            return len(doomed)
 
     def clear(self) -> None:
         with self._lock:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from dragoman.server.batcher import Batcher, BatchingOptions
 from dragoman.server.engine import RuntimeOptions, Seq2SeqModel
@@ -56,6 +56,7 @@ class Route:
 class LoadedModel:
     model: Seq2SeqModel
     batcher: Batcher
+    install_id: tuple[int, int] = (0, 0)  # the install it was loaded from (see InstalledModel)
 
 
 class ModelRegistry:
@@ -77,6 +78,7 @@ class ModelRegistry:
         # not served, reported (log, health), never allowed to stop the healthy ones.
         self._broken: dict[str, str] = {}
         self._unreadable: dict[str, str] = {}
+        self._listeners: list[Callable[[str], None]] = []
         self._lock = threading.RLock()
         self._refreshed_at = 0.0
         self.observer: ModelObserver | None = None  # metrics: loads here, batches in batchers
@@ -84,17 +86,47 @@ class ModelRegistry:
 
     # -- catalogue ------------------------------------------------------------------
 
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(name)`` when a model is replaced or removed (e.g. to drop its
+        cached sentences)."""
+        self._listeners.append(listener)
+
     def refresh(self) -> None:
-        """Re-read the store (models installed or removed while running)."""
+        """Re-read the store (models installed, reinstalled or removed while running).
+
+        A model whose install changed (``models install --force``) or that was removed is
+        unloaded (its queued work still finishes), forgotten as broken, and reported to the
+        listeners; a preloaded one is loaded again at once from its new files."""
         found, unreadable = self.store.scan()
         models = {m.name: m for m in found}
         with self._lock:
+            changed = [
+                name for name, old in self._installed.items()
+                if name not in models or models[name].install_id != old.install_id
+            ]
+            retired = [self._loaded.pop(name) for name in changed if name in self._loaded]
+            for name in changed:
+                self._broken.pop(name, None)
+            reload = [name for name in changed if name in self._pinned and name in models]
+            self._pinned.difference_update(changed)
             self._installed = models
             for folder in unreadable:
                 if self._unreadable.get(folder.name) != folder.reason:
                     logger.warning("model folder %s is broken and not served: %s",
                                    folder.name, folder.reason)
             self._unreadable = {folder.name: folder.reason for folder in unreadable}
+        for name in changed:
+            logger.info("model %s was %s; %s", name,
+                        "reinstalled" if name in models else "removed",
+                        "reloading it" if name in reload else "its cached sentences dropped")
+        for lm in retired:
+            threading.Thread(target=_retire, args=(lm,), name=f"retire-{lm.model.name}",
+                             daemon=True).start()
+        for name in changed:
+            for listener in self._listeners:
+                listener(name)
+        if reload:
+            self.preload(reload)
             self._refreshed_at = time.monotonic()
 
     def broken(self) -> dict[str, str]:
@@ -352,7 +384,7 @@ class ModelRegistry:
                 raise StoreError(f"model {name} is broken: {reason}") from None
             self._observe_load(name, started)
             lm = LoadedModel(model, Batcher(model, self.batching, cost=model.batch_bytes,
-                                            observer=self.observer))
+                                            observer=self.observer), installed.install_id)
             self._loaded[name] = lm
             return lm
 
@@ -402,3 +434,9 @@ class ModelRegistry:
             loaded = list(self._loaded.values())
         for lm in loaded:
             lm.batcher.close(timeout)
+
+
+def _retire(lm: LoadedModel) -> None:
+    """Let a replaced model finish what is queued for it, then free its weights."""
+    lm.batcher.close()
+    lm.model.unload()

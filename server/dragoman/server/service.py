@@ -144,12 +144,19 @@ class Dragoman:
     ) -> None:
         self.registry = registry
         self.cache = cache if cache is not None else SentenceCache()
+        registry.on_change(self._model_changed)
         self.limits = limits
         # Keys and quotas, shared by every adapter (they authenticate and charge through it).
         self.access = access if access is not None else AccessControl()
         self._in_flight = 0
         self._lock = threading.Lock()
         self._closing = False
+
+    def _model_changed(self, name: str) -> None:
+        """A model was reinstalled or removed: its cached sentences are no use any more."""
+        dropped = self.cache.drop(lambda key: isinstance(key, tuple) and key[:1] == (name,))
+        if dropped:
+            logger.info("dropped %d cached sentences of model %s", dropped, name)
 
     # -- admission ------------------------------------------------------------------
 
@@ -335,9 +342,10 @@ class Dragoman:
         # Each distinct uncached sentence is decoded once, however often it repeats.
         todo: dict[str, list[int]] = defaultdict(list)
         cached = 0
+        # The install id keeps a replaced model's sentences apart (see _model_changed).
+        scope = (leg.model, lm.install_id, leg.source, leg.target, options)
         for i, sentence in enumerate(sentences):
-            key = (leg.model, leg.source, leg.target, options, sentence)
-            hit = self.cache.get(key)
+            hit = self.cache.get((*scope, sentence))
             if hit is not None:
                 results[i] = hit
                 cached += 1
@@ -364,7 +372,7 @@ class Dragoman:
                 parts[sentence].append(model.decode(tokens))
             for sentence, indexes in todo.items():
                 text = glue.join(p for p in parts[sentence] if p)
-                self.cache.put((leg.model, leg.source, leg.target, options, sentence), text)
+                self.cache.put((*scope, sentence), text)
                 for i in indexes:
                     results[i] = text
             return _Translated([r if r is not None else "" for r in results], cached)

@@ -49,6 +49,13 @@ ARGOS_FILES = ("metadata.json", "sentencepiece.model", "README.md")
 _NAME_BAD = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def _install_id(folder: Path) -> tuple[int, int]:
+    try:
+        return folder.stat().st_ino, (folder / MANIFEST_NAME).stat().st_mtime_ns
+    except OSError:
+        return 0, 0
+
+
 def name_from_folder(folder: Path) -> str:
     """A store name from a source folder's name: ``./opus-mt-en-de-ct2`` -> ``opus-mt-en-de-ct2``."""
     name = Path(os.path.abspath(folder)).name
@@ -67,6 +74,9 @@ class InstalledModel:
     name: str
     path: Path
     manifest: Manifest
+    # Which install this is (the folder's inode, the manifest's mtime): a reinstall under the
+    # same name (``--force``) changes it, so a running server can tell and reload.
+    install_id: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,7 @@ class ModelStore:
             except StoreError as exc:
                 unreadable.append(BrokenFolder(child.name, str(exc)))
                 continue
-            models.append(InstalledModel(manifest.name, child, manifest))
+            models.append(InstalledModel(manifest.name, child, manifest, _install_id(child)))
         return models, unreadable
 
     @staticmethod
