@@ -189,6 +189,14 @@ def test_keys_end_to_end_through_the_cli_and_the_client(copy_store, tmp_path, ru
     assert main(["--server", server.address, "translate", "--to", "de", str(source)]) == 1
     assert "UNAUTHENTICATED" in capsys.readouterr().err
 
+    # A batch job through the server takes the same flag.
+    jsonl = tmp_path / "articles.jsonl"
+    jsonl.write_text('{"id": "a", "text": "%s"}\n' % TEXT)
+    out = tmp_path / "articles.de.jsonl"
+    assert main(["--api-key", key, "batch", "translate", "--server", server.address, "--from",
+                 "en", "--to", "de", "--progress", "none", str(jsonl), "-o", str(out)]) == 0
+    assert '"text_de": "%s"' % TEXT.swapcase() in out.read_text()
+
     # Revoked while the server runs: refused from the next call on.
     assert main(["keys", "list", "--keys", str(keys)]) == 0
     assert "newsroom" in capsys.readouterr().out

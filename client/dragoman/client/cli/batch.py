@@ -25,6 +25,7 @@ from dragoman.client.cli.common import (
     non_negative_int,
     positive_float,
     positive_int,
+    client_security,
     server_address,
 )
 from dragoman.client.errors import DragomanError as ClientError
@@ -267,6 +268,7 @@ def _spec(args: argparse.Namespace, command: Any) -> Any:
         engine=args.engine,
         server=getattr(args, "server", None),
         timeout=getattr(args, "timeout", None),
+        client_options=tuple(client_security(args).items()),
         models=args.models,
     )
 

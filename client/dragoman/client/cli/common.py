@@ -106,17 +106,26 @@ def positive_float(value: str) -> float:
     return number
 
 
+def client_security(args: argparse.Namespace) -> dict[str, Any]:
+    """Client keyword arguments from the global --api-key/--tls* flags that were given (the
+    client falls back to the environment for the others)."""
+    given = {
+        "api_key": getattr(args, "api_key", None),
+        "tls": getattr(args, "tls", None) or None,
+        "tls_ca": getattr(args, "tls_ca", None),
+        "tls_cert": getattr(args, "client_tls_cert", None),
+        "tls_key": getattr(args, "client_tls_key", None),
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def make_client(args: argparse.Namespace) -> Client:
     """A client for the global --server/--timeout/--api-key/--tls* flags (each falling back
     to env, then default)."""
     return Client(
         getattr(args, "server", None),
         timeout=getattr(args, "timeout", None),
-        api_key=getattr(args, "api_key", None),
-        tls=getattr(args, "tls", None) or None,
-        tls_ca=getattr(args, "tls_ca", None),
-        tls_cert=getattr(args, "client_tls_cert", None),
-        tls_key=getattr(args, "client_tls_key", None),
+        **client_security(args),
     )
 
 

@@ -52,6 +52,8 @@ class BatchSpec:
     # server engine: address (None: $DRAGOMAN_SERVER, else localhost:50051) and call deadline
     server: str | None = None
     timeout: float | None = None
+    # and the client's API key and TLS settings (Client keyword arguments; unset: environment)
+    client_options: tuple[tuple[str, object], ...] = ()
     # local engine: model store folder (None: $DRAGOMAN_MODELS, else the per-user folder)
     models: str | None = None
 
@@ -97,7 +99,7 @@ def open_engine(spec: BatchSpec) -> Iterator[Engine]:
     from dragoman.client import Client
     from dragoman.server.batchjob.remote import RemoteEngine
 
-    with Client(spec.server, timeout=spec.timeout) as client:
+    with Client(spec.server, timeout=spec.timeout, **dict(spec.client_options)) as client:  # type: ignore[arg-type]
         remote = RemoteEngine(client, spec.job, spec.run.window)
         try:
             yield remote
