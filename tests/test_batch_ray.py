@@ -41,7 +41,7 @@ def _spec(inputs: list[Path], output: Path, store: Path):  # type: ignore[no-unt
     return RaySpec(
         inputs=tuple(str(p) for p in inputs), output=str(output),
         job=JobOptions("translate", "de"), fields=FieldOptions(), models=str(store),
-        options=RayOptions(actors=2, actor_cpus=0.5, batch_size=8, window=8),
+        options=RayOptions(actors=2, actor_cpus=0.5, block_docs=8, block_bytes=2048, window=8),
     )
 
 
@@ -107,3 +107,24 @@ def test_ray_parquet_in_and_out(
         assert {k: row[k] for k in ("id", "n", "title", "text")} == record
         assert row["text_de"] == translated(str(record["text"]), swapcase)
         assert row["title_de"] == translated(str(record["title"]), swapcase)
+
+
+def test_ray_jsonl_lines_end_at_newline_only(
+    tmp_path: Path, copy_store: Path, local_ray: None, swapcase: Callable[[str], str]
+) -> None:
+    """A raw U+2028/U+2029/U+0085 inside a JSON string is part of its line (issue 17)."""
+    from dragoman.server.batchjob.ray_engine import run_ray_job
+
+    lines = [json.dumps({"id": f"s{i}", "text": f"{article(i)}\u2028{ENGLISH[i]}\u2029x\x85y"},
+                        ensure_ascii=False) for i in range(6)]
+    assert all("\u2028" in line for line in lines)
+    source = tmp_path / "seps.jsonl"
+    source.write_bytes("".join(line + "\n" for line in lines).encode("utf-8"))
+    out = tmp_path / "seps_out"
+    summary = run_ray_job(_spec([source], out, copy_store))
+    assert (summary.done, summary.failed) == (6, 0)
+    written = [line for part in sorted(out.glob("part-*.jsonl"))
+               for line in part.read_bytes().decode("utf-8").split("\n") if line]
+    assert len(written) == 6
+    for line, original in zip(sorted(written), sorted(lines)):
+        assert line.startswith(original[:-1])  # carried bytes unchanged, results appended

@@ -69,6 +69,7 @@ def test_summary_table_layout_and_codes(tmp_path: Path) -> None:
         "    NOT_FOUND                             2",
         "    EMPTY_TEXT                            1",
         "skipped (done before)         30",
+        "documents/s                  9.6",
         "characters             1,500,000",
         "characters/s              12,000",
         "wall time                   2:05",

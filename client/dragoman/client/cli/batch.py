@@ -33,14 +33,15 @@ from dragoman.client.results import TEXT_FORMATS
 
 MODELS_HELP = "model store for --local and --engine ray (default: $DRAGOMAN_MODELS, else the per-user data folder)"
 INPUT_FORMATS = ("auto", "jsonl", "folder", "tar", "zip", "warc", "parquet")
-OUTPUT_FORMATS = ("auto", "jsonl", "folder", "tar", "zip")
+OUTPUT_FORMATS = ("auto", "jsonl", "folder", "tar", "zip", "parquet")
 
 DESCRIPTION = """\
 Translate or summarise every document of INPUT into OUTPUT.
 
-INPUT is a JSONL file (.jsonl, .jsonl.gz; one article object per line), a folder of
-.txt/.md/.html files, a .tar/.tar.gz/.zip of such files, or a WARC file (.warc, .warc.gz)
-of crawled pages. OUTPUT mirrors it: JSONL input gives JSONL with result fields added to
+INPUT is a JSONL file (.jsonl, .jsonl.gz; one article object per line), a Parquet file
+(one article per row), a folder of .txt/.md/.html files, a .tar/.tar.gz/.zip of such files,
+or a WARC file (.warc, .warc.gz) of crawled pages. OUTPUT mirrors it: JSONL input gives
+JSONL and Parquet input gives Parquet (every column kept) with result fields added to
 each record (translate: "<text-field>_<LANG>" and "<title-field>_<LANG>", e.g. "text_de"
 and "title_de"; summarise: "summary", or "summary_<LANG>" with --to; --output-field and
 --title-output-field rename them); files give the same folder or archive layout with each
@@ -106,10 +107,11 @@ def register(subparsers: Any) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="INPUT", help="JSONL(.gz), folder, tar/zip or WARC(.gz)")
+    parser.add_argument("input", metavar="INPUT",
+                        help="JSONL(.gz), Parquet, folder, tar/zip or WARC(.gz)")
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                         help="where the results go (see above)")
-    fields = parser.add_argument_group("records (JSONL and WARC)")
+    fields = parser.add_argument_group("records (JSONL, Parquet and WARC)")
     fields.add_argument("--id-field", default="id", metavar="NAME", help="default: id")
     fields.add_argument("--text-field", default="text", metavar="NAME", help="default: text")
     fields.add_argument("--title-field", default="title", metavar="NAME",
@@ -160,7 +162,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--in-flight", type=positive_int, default=32, metavar="N",
                         help="documents in flight at once (default: 32)")
 
-    ray = parser.add_argument_group("ray (--engine ray; JSONL or Parquet in, a folder of parts out)")
+    ray = parser.add_argument_group("ray (--engine ray; OUTPUT is a folder of part files, "
+                                    "resumable block by block)")
     ray.add_argument("--ray-address", metavar="ADDR",
                      help="cluster to join, e.g. ray://head:10001 or auto (default: $RAY_ADDRESS, "
                           "else start a local instance)")
@@ -170,8 +173,15 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                      help="model actors, each loading the models once (default: 1)")
     ray.add_argument("--actor-cpus", type=positive_float, default=1.0, metavar="N",
                      help="CPUs reserved per actor (default: 1)")
-    ray.add_argument("--ray-batch-size", type=positive_int, default=64, metavar="N",
-                     help="documents per actor call (default: 64)")
+    ray.add_argument("--ray-block-docs", "--ray-batch-size", dest="ray_block_docs",
+                     type=positive_int, default=1000, metavar="N",
+                     help="documents per block of a folder, tar/zip or WARC input (default: 1000)")
+    ray.add_argument("--ray-block-mb", type=positive_int, default=32, metavar="MB",
+                     help="megabytes per block of a JSONL file; Parquet blocks are its row "
+                          "groups, a .gz file is one block (default: 32)")
+    ray.add_argument("--ray-attempts", type=positive_int, default=3, metavar="N",
+                     help="tries of a block before its documents go to the errors file "
+                          "(default: 3)")
 
 
 def _batch_modules() -> Any:
@@ -278,7 +288,8 @@ def _run_ray(args: argparse.Namespace) -> Any:
 
     job, fields = _job(args)
     if args.output_format not in ("auto",):
-        raise UsageError("--engine ray writes the input's format (JSONL or Parquet)")
+        raise UsageError("--engine ray writes a folder of part files: Parquet for Parquet "
+                         "input, JSONL for the rest")
     spec = RaySpec(
         inputs=(args.input,),
         output=args.output,
@@ -287,17 +298,20 @@ def _run_ray(args: argparse.Namespace) -> Any:
         input_format=args.input_format,
         models=args.models,
         max_document_bytes=args.max_document_bytes,
+        warc_id=args.warc_id,
         restart=args.restart,
         options=RayOptions(
             address=args.ray_address,
             local_cpus=args.ray_cpus,
             actors=args.actors,
             actor_cpus=args.actor_cpus,
-            batch_size=args.ray_batch_size,
+            block_docs=args.ray_block_docs,
+            block_bytes=args.ray_block_mb * 1024 * 1024,
+            attempts=args.ray_attempts,
             window=args.in_flight,
         ),
     )
-    return run_ray_job(spec)
+    return run_ray_job(spec, _progress(args))
 
 
 def _report(summary: Any) -> None:

@@ -74,7 +74,8 @@ def build_job(spec: BatchSpec, engine: Engine | None,
                else spec.output_format)
     if _same_file(spec.input, spec.output):
         raise InvalidInput("the output must not be the input")
-    sink = open_sink(spec.output, out_fmt, reader.kind, spec.reader.fields, spec.job)
+    sink = open_sink(spec.output, out_fmt, reader.kind, spec.reader.fields, spec.job,
+                     getattr(reader, "schema", None))
     fingerprint = job_fingerprint(reader, spec.job, spec.reader.fields, out_fmt,
                                   spec.reader.max_document_bytes)
     return BatchJob(reader, sink, ErrorLog(errors_path(spec.output)),

@@ -26,7 +26,12 @@ class BarProgress:
         self._redirected: list[tuple[logging.StreamHandler[Any], Any]] = []
         self._failed = 0
         self._chars = 0
+        self._failed_blocks = 0
         self._started = time.monotonic()
+
+    def failed_blocks(self, count: int) -> None:
+        """Blocks of a Ray job that kept failing (their documents went to the errors file)."""
+        self._failed_blocks = count
 
     def start(self, total: int | None, skipped: int) -> None:
         from tqdm import tqdm
@@ -45,8 +50,9 @@ class BarProgress:
         self._failed += failed
         self._chars += chars
         elapsed = max(time.monotonic() - self._started, 1e-9)
+        extra = {"failed_blocks": self._failed_blocks} if self._failed_blocks else {}
         self._bar.set_postfix(failed=self._failed, chars_s=f"{self._chars / elapsed:,.0f}",
-                              refresh=False)
+                              **extra, refresh=False)
         self._bar.update(done + failed)
 
     def close(self) -> None:
@@ -110,7 +116,12 @@ class LogProgress:
         self._total: int | None = None
         self._skipped = 0
         self._done = self._failed = self._chars = 0
+        self._failed_blocks = 0
         self._started = self._last = 0.0
+
+    def failed_blocks(self, count: int) -> None:
+        """Blocks of a Ray job that kept failing (their documents went to the errors file)."""
+        self._failed_blocks = count
 
     def start(self, total: int | None, skipped: int) -> None:
         self._total = total
@@ -131,7 +142,8 @@ class LogProgress:
         processed = self._done + self._failed
         rate = processed / elapsed
         line = (f"progress: {self._done} done, {self._failed} failed"
-                f"{f', {self._skipped} skipped' if self._skipped else ''}; "
+                f"{f', {self._skipped} skipped' if self._skipped else ''}"
+                f"{f', {self._failed_blocks} failed blocks' if self._failed_blocks else ''}; "
                 f"{rate:.1f} docs/s, {self._chars / elapsed:,.0f} chars/s")
         if self._total is not None and rate > 0:
             left = max(self._total - self._skipped - processed, 0)

@@ -1,44 +1,72 @@
-"""The same batch job on Ray Data, for archives that outgrow one machine.
+"""The same batch job on Ray Data, for archives that outgrow one machine, resumable by block.
 
-Ray Data reads the input in parallel (JSONL lines verbatim with ``read_text``, Parquet with
-``read_parquet``), ``map_batches`` sends each batch to a fixed pool of actors, each of which
-builds the model layer once (``LocalEngine``, exactly as ``--local`` does) and translates its
-batch with all documents in flight together, and a datasink writes the results: one part
-file per write task into the OUTPUT folder, with failed documents collected into
-``OUTPUT.errors.jsonl``.
+The driver cuts the input into blocks, the job's unit of work: a byte range of a JSONL file
+(cut at ``\\n``, the only line end), a gzip-compressed JSONL file, a Parquet row group, or a
+run of documents of a folder, tar/zip or WARC input, which the driver expands once into a
+JSONL block file under ``OUTPUT/_input``. The plan (``OUTPUT/_PLAN.json``) is saved before
+any work starts, so every run of the job sees the same blocks.
 
-A Ray job is resumed as a whole: the output folder gets a ``_SUCCESS`` marker when the job
-has finished; a rerun of a finished job does nothing, and a rerun of an interrupted one
-clears its partial output and starts again (split very large archives into several jobs).
-Every node needs Dragoman installed (``pip install 'dragoman[cluster]'``) and the model store
-at the same path (``--models`` or ``DRAGOMAN_MODELS``, e.g. on a shared volume).
+Ray Data sends the unfinished blocks to a pool of actors, each of which builds the model
+layer once (``LocalEngine``, exactly as ``--local`` does), reads its block, translates its
+documents with ``window`` of them in flight, and commits the block: its results as
+``OUTPUT/part-NNNNNN.jsonl`` (or ``.parquet``) and its failed documents as
+``OUTPUT/_errors/part-NNNNNN.jsonl``, each written under a temporary name and renamed into
+place. The driver then appends the block to ``OUTPUT/_MANIFEST.jsonl`` (fsynced): that line
+is the commit. A rerun of the same command reads the plan and the manifest, deletes part
+files of blocks the manifest does not list (a block that was being written when something
+died) and runs the rest, so every document ends up exactly once in the output or the errors
+file, whatever was killed: the driver, an actor, a node.
+
+An actor that dies is restarted by Ray and its block retried (``attempts`` in all); an
+exception inside a block is retried in the actor as often. A block that still fails goes to
+the errors file with every one of its documents (``BLOCK_FAILED``) instead of failing the
+job. When every block is committed, the error parts are joined into ``OUTPUT.errors.jsonl``
+and ``OUTPUT/_SUCCESS`` is written; a rerun of a finished job reads only that.
+
+Every node needs Dragoman installed (``pip install 'dragoman[cluster]'``), the model store at
+the same path (``--models`` or ``DRAGOMAN_MODELS``, e.g. on a shared volume), and the input
+and output at paths every node sees.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
+import shutil
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from dragoman.server.batchjob.job import (
-    TOO_LARGE,
     Document,
     FieldOptions,
     Item,
     JobOptions,
+    Outcome,
     Rejected,
 )
 from dragoman.server.batchjob.readers import (
     DEFAULT_MAX_DOCUMENT_BYTES,
-    parse_jsonl_line,
+    ReaderOptions,
+    detect_input_format,
+    item_from_json,
+    item_to_json,
+    jsonl_block_items,
+    open_reader,
+    parquet_row_item,
 )
-from dragoman.server.batchjob.runner import Summary, process_documents
-from dragoman.server.batchjob.writers import error_record, record_line
+from dragoman.server.batchjob.runner import NoProgress, ProgressReporter, Summary, process_documents
+from dragoman.server.batchjob.writers import (
+    error_record,
+    fsync_dir,
+    record_line,
+    result_schema,
+    write_parquet_atomically,
+)
 from dragoman.server.config import ServerConfig, env_name, load_config
 from dragoman.server.errors import InvalidInput
 
@@ -46,11 +74,14 @@ logger = logging.getLogger(__name__)
 
 SUCCESS_MARKER = "_SUCCESS"
 JOB_MARKER = "_DRAGOMAN_JOB"
-JSONL_EXTENSIONS = ["jsonl", "jsonl.gz", "ndjson", "ndjson.gz", "json.gz"]
-# Columns the actors add: the output line (JSONL) and the error record of a failed document.
-LINE_COLUMN = "__dragoman_line"
-ERROR_COLUMN = "__dragoman_error"
-CHARS_COLUMN = "__dragoman_chars"  # characters of a done document, for the summary
+PLAN_FILE = "_PLAN.json"
+MANIFEST_FILE = "_MANIFEST.jsonl"
+INPUT_DIR = "_input"
+ERRORS_DIR = "_errors"
+BLOCK_FAILED = "BLOCK_FAILED"
+RAY_FORMATS = ("jsonl", "parquet", "folder", "tar", "zip", "warc")
+_JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json.gz")
+_COUNT_GZIP_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,12 +90,17 @@ class RayOptions:
     local_cpus: int | None = None  # CPUs of a local instance (None: all of them)
     actors: int = 1  # model actors; each loads the models once
     actor_cpus: float = 1.0  # CPUs reserved per actor
-    batch_size: int = 64  # documents per actor call
+    block_docs: int = 1000  # documents per block of a folder, tar/zip or WARC input
+    block_bytes: int = 32 * 1024 * 1024  # bytes per block of an uncompressed JSONL file
     window: int = 32  # documents in flight inside one actor
+    attempts: int = 3  # tries of a block (actor deaths and exceptions) before it fails
 
     def __post_init__(self) -> None:
-        if self.actors < 1 or self.batch_size < 1 or self.window < 1:
-            raise InvalidInput("actors, batch size and in-flight count must be at least 1")
+        if self.actors < 1 or self.block_docs < 1 or self.window < 1 or self.attempts < 1:
+            raise InvalidInput("actors, block size, in-flight count and attempts must be "
+                               "at least 1")
+        if self.block_bytes < 1024:
+            raise InvalidInput("a JSONL block must be at least 1 KiB")
         if self.actor_cpus <= 0:
             raise InvalidInput("actor CPUs must be positive")
 
@@ -75,157 +111,303 @@ class RaySpec:
     output: str
     job: JobOptions
     fields: FieldOptions = field(default_factory=FieldOptions)
-    input_format: str = "auto"  # jsonl or parquet
+    input_format: str = "auto"  # or one of RAY_FORMATS
     models: str | None = None
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    warc_id: str = "record"
     restart: bool = False
     options: RayOptions = field(default_factory=RayOptions)
+
+    @property
+    def reader_options(self) -> ReaderOptions:
+        return ReaderOptions(self.fields, self.max_document_bytes, self.warc_id)
+
+
+# -- the input: files and blocks ---------------------------------------------------------
+
+
+def _dataset_folder(path: Path) -> str | None:
+    """"jsonl" or "parquet" for a folder holding only such files (a dataset), else None."""
+    kinds = set()
+    for file in path.rglob("*"):
+        if file.is_file() and not any(p.startswith(".") for p in file.relative_to(path).parts):
+            name = file.name.lower()
+            kinds.add("parquet" if name.endswith(".parquet") else
+                      "jsonl" if name.endswith(_JSONL_SUFFIXES) else "other")
+    return kinds.pop() if len(kinds) == 1 and kinds != {"other"} else None
+
+
+def input_files(spec: RaySpec) -> list[tuple[str, Path]]:
+    """(format, path) of every input, a dataset folder expanded to its files in name order."""
+    files: list[tuple[str, Path]] = []
+    for name in spec.inputs:
+        if "://" in name:
+            raise InvalidInput(f"{name}: the Ray engine reads paths every node sees (a shared "
+                               "volume), not URLs")
+        path = Path(name)
+        if not path.exists():
+            raise InvalidInput(f"{path} does not exist")
+        fmt = spec.input_format
+        if path.is_dir() and fmt in ("auto", "jsonl", "parquet"):
+            kind = _dataset_folder(path)
+            if kind is not None and fmt in ("auto", kind):
+                files += [(kind, f) for f in sorted(path.rglob("*")) if f.is_file()
+                          and not any(p.startswith(".") for p in f.relative_to(path).parts)]
+                continue
+        if fmt == "auto":
+            fmt = detect_input_format(path)
+        if fmt not in RAY_FORMATS:
+            raise InvalidInput(f"input format must be one of {', '.join(RAY_FORMATS)}")
+        files.append((fmt, path))
+    if not files:
+        raise InvalidInput("no input files")
+    kinds = {"parquet" if fmt == "parquet" else "records" for fmt, _ in files}
+    if len(kinds) != 1:
+        raise InvalidInput("give Parquet inputs alone: the output is Parquet for Parquet input "
+                           "and JSONL for every other input")
+    return files
+
+
+def _fingerprint(spec: RaySpec, files: list[tuple[str, Path]]) -> dict[str, Any]:
+    def describe(fmt: str, path: Path) -> dict[str, Any]:
+        info = path.stat()
+        entry: dict[str, Any] = {"format": fmt, "path": str(path.resolve())}
+        if path.is_file():
+            entry.update(size=info.st_size, mtime_ns=info.st_mtime_ns)
+        return entry
+
+    return {"inputs": [describe(fmt, path) for fmt, path in files], "job": asdict(spec.job),
+            "fields": asdict(spec.fields), "max_document_bytes": spec.max_document_bytes,
+            "warc_id": spec.warc_id}
+
+
+def _jsonl_blocks(path: Path, location: str, block_bytes: int) -> list[dict[str, Any]]:
+    """Byte ranges of about ``block_bytes``, each ending after a ``\\n``, with line numbers
+    and document counts (non-blank lines)."""
+    if path.name.lower().endswith(".gz"):
+        docs: int | None = None
+        if path.stat().st_size <= _COUNT_GZIP_LIMIT:
+            try:
+                with gzip.open(path, "rb") as handle:
+                    docs = sum(1 for line in handle if line.strip())
+            except (OSError, EOFError):
+                docs = None  # damaged: the block reports it
+        return [{"kind": "jsonl.gz", "path": str(path), "location": location, "docs": docs}]
+    blocks: list[dict[str, Any]] = []
+    start = position = 0
+    first_line = line_no = 1
+    docs = 0
+    with open(path, "rb") as handle:
+        for line in handle:  # binary iteration splits at b"\n" only
+            position += len(line)
+            line_no += 1
+            docs += bool(line.strip())
+            if position - start >= block_bytes:
+                blocks.append({"kind": "jsonl", "path": str(path), "location": location,
+                               "start": start, "end": position, "line": first_line,
+                               "docs": docs})
+                start, first_line, docs = position, line_no, 0
+    if position > start or not blocks:
+        blocks.append({"kind": "jsonl", "path": str(path), "location": location,
+                       "start": start, "end": position, "line": first_line, "docs": docs})
+    return blocks
+
+
+def _parquet_blocks(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception as exc:  # noqa: BLE001 - ArrowInvalid, OSError
+        raise InvalidInput(f"{path} is not a readable Parquet file: {exc}") from None
+    blocks, row = [], 0
+    for group in range(meta.num_row_groups):
+        rows = meta.row_group(group).num_rows
+        blocks.append({"kind": "parquet", "path": str(path), "group": group, "row": row,
+                       "docs": rows})
+        row += rows
+    return blocks
+
+
+def _expand(fmt: str, path: Path, spec: RaySpec, folder: Path,
+            first: int) -> list[dict[str, Any]]:
+    """Read a folder, tar/zip or WARC input once and write its documents as JSONL block
+    files of ``block_docs`` items each (Rejected items included, so they reach the errors
+    file like every other)."""
+    reader = open_reader(path, fmt, spec.reader_options)
+    blocks: list[dict[str, Any]] = []
+    lines: list[str] = []
+
+    def flush() -> None:
+        target = folder / f"block-{first + len(blocks):06d}.jsonl"
+        with open(target, "wb") as handle:
+            handle.write("".join(f"{line}\n" for line in lines).encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        blocks.append({"kind": "items", "path": str(target), "source": str(path),
+                       "docs": len(lines)})
+        lines.clear()
+
+    for item in reader.scan():
+        lines.append(item_to_json(item))  # type: ignore[arg-type]  # scan(0) never skips
+        if len(lines) >= spec.options.block_docs:
+            flush()
+    if lines:
+        flush()
+    if reader.ignored:
+        logger.info("%s: ignored %d entries that are not documents", path, reader.ignored)
+    return blocks
+
+
+def plan_blocks(spec: RaySpec, files: list[tuple[str, Path]], out: Path) -> list[dict[str, Any]]:
+    """Every block of the job, numbered in input order."""
+    folder = out / INPUT_DIR
+    shutil.rmtree(folder, ignore_errors=True)
+    several = len(files) > 1
+    blocks: list[dict[str, Any]] = []
+    for fmt, path in files:
+        if fmt == "jsonl":
+            blocks += _jsonl_blocks(path, f"{path}: " if several else "",
+                                    spec.options.block_bytes)
+        elif fmt == "parquet":
+            blocks += _parquet_blocks(path)
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            blocks += _expand(fmt, path, spec, folder, len(blocks))
+    if folder.exists():
+        fsync_dir(folder)
+    return [{"id": n, **block} for n, block in enumerate(blocks)]
+
+
+def read_block(block: dict[str, Any], options: ReaderOptions) -> tuple[list[Item], Any]:
+    """The documents of a block (numbered from 0), and for Parquet the row group's table."""
+    kind = block["kind"]
+    if kind == "jsonl":
+        with open(block["path"], "rb") as handle:
+            handle.seek(block["start"])
+            data = handle.read(block["end"] - block["start"])
+        return jsonl_block_items(data, block["line"], block["location"], options,
+                                 at_start=block["start"] == 0), None
+    if kind == "jsonl.gz":
+        try:
+            with gzip.open(block["path"], "rb") as handle:
+                data = handle.read()
+        except (OSError, EOFError) as exc:
+            raise BlockUnreadable(f"the compressed input is damaged: {exc}") from None
+        return jsonl_block_items(data, 1, block["location"], options, at_start=True), None
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(block["path"]).read_row_group(block["group"])
+        rows = table.to_pylist()
+        return [parquet_row_item(row, n, f"row {block['row'] + n}", options.fields)
+                for n, row in enumerate(rows)], table
+    with open(block["path"], encoding="utf-8") as handle:
+        return [item_from_json(line, n) for n, line in enumerate(handle)], None
+
+
+class BlockUnreadable(Exception):
+    """A block whose input cannot be read at all (a damaged gzip stream)."""
+
+
+def part_name(block: dict[str, Any], parquet: bool) -> str:
+    return f"part-{block['id']:06d}.{'parquet' if parquet else 'jsonl'}"
+
+
+def _replace_file(path: Path, data: bytes | None) -> None:
+    """Put ``data`` at ``path`` atomically (write, fsync, rename); None removes ``path``."""
+    if data is None:
+        path.unlink(missing_ok=True)
+        return
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(temp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
 
 
 # -- the actors ----------------------------------------------------------------------------
 
 
-class DocumentActor:
-    """One model layer per actor; ``__call__`` processes a batch of rows (a pyarrow Table)."""
+class BlockActor:
+    """One model layer per actor; ``__call__`` processes and commits blocks (one per row)."""
 
-    def __init__(self, config: ServerConfig, job: JobOptions, fields: FieldOptions,
-                 input_format: str, window: int, max_document_bytes: int) -> None:
+    def __init__(self, config: ServerConfig, job: JobOptions, reader: ReaderOptions,
+                 window: int, output: str, parquet: bool, attempts: int) -> None:
         from dragoman.server.batchjob.local import LocalEngine
         from dragoman.server.build import build_service
 
         self.job = job
-        self.fields = fields
-        self.input_format = input_format
-        self.max_document_bytes = max_document_bytes
-        self.text_name, self.title_name = fields.output_names(job)
+        self.reader = reader
+        self.output = Path(output)
+        self.parquet = parquet
+        self.attempts = attempts
+        self.text_name, self.title_name = reader.fields.output_names(job)
         self.engine = LocalEngine(build_service(config), job, window)
 
     def __call__(self, batch: Any) -> Any:
         import pyarrow as pa
 
-        rows = batch.to_pylist()
-        items = [self._item(i, row) for i, row in enumerate(rows)]
+        rows = [self.run(json.loads(text)) for text in batch.column("block").to_pylist()]
+        return pa.Table.from_pylist(rows, schema=pa.schema([
+            ("block", pa.int64()), ("done", pa.int64()), ("failed", pa.int64()),
+            ("chars", pa.int64()), ("error", pa.string())]))
+
+    def run(self, block: dict[str, Any]) -> dict[str, Any]:
+        """Process and commit one block; an error (after ``attempts`` tries) is returned."""
+        error = ""
+        for attempt in range(self.attempts):
+            try:
+                return {"block": block["id"], **self._commit(block), "error": None}
+            except BlockUnreadable as exc:
+                error = str(exc)
+                break
+            except Exception as exc:  # noqa: BLE001 - reported as the block's failure
+                logger.exception("block %d failed (attempt %d)", block["id"], attempt + 1)
+                error = f"{type(exc).__name__}: {exc}"
+        return {"block": block["id"], "done": 0, "failed": 0, "chars": 0, "error": error}
+
+    def _commit(self, block: dict[str, Any]) -> dict[str, int]:
+        items, table = read_block(block, self.reader)
         outcomes = process_documents(self.engine, items, self.job)
-        errors = pa.array([None if o.ok else error_record(o) for o in outcomes], pa.string())
-        chars = pa.array([len(o.item.text) if o.ok and isinstance(o.item, Document) else 0
-                          for o in outcomes], pa.int64())
-        if self.input_format == "jsonl":
-            lines = [record_line(o, self.fields, self.text_name, self.title_name) if o.ok
-                     else None for o in outcomes]
-            return pa.table({LINE_COLUMN: pa.array(lines, pa.string()),
-                             ERROR_COLUMN: errors, CHARS_COLUMN: chars})
-        texts = [o.text if o.ok else None for o in outcomes]
-        table = batch.append_column(self.text_name, pa.array(texts, pa.string()))
-        if self.title_name and self.job.translates_titles and \
-                self.fields.title_field in batch.column_names:
-            titles = [o.title if o.ok else None for o in outcomes]
-            table = table.append_column(self.title_name, pa.array(titles, pa.string()))
-        return table.append_column(ERROR_COLUMN, errors).append_column(CHARS_COLUMN, chars)
+        good = [o for o in outcomes if o.ok and isinstance(o.item, Document)]
+        bad = [o for o in outcomes if not (o.ok and isinstance(o.item, Document))]
+        name = part_name(block, self.parquet)
+        errors = "".join(f"{error_record(o)}\n" for o in bad).encode("utf-8") if bad else None
+        (self.output / ERRORS_DIR).mkdir(parents=True, exist_ok=True)
+        _replace_file(self.output / ERRORS_DIR / part_name(block, False), errors)
+        target = self.output / name
+        if not good:
+            target.unlink(missing_ok=True)
+        elif self.parquet:
+            write_parquet_atomically(self._table(table, outcomes), target)
+        else:
+            lines = "".join(f"{record_line(o, self.reader.fields, self.text_name, self.title_name)}\n"
+                            for o in good)
+            _replace_file(target, lines.encode("utf-8"))
+        return {"done": len(good), "failed": len(bad),
+                "chars": sum(len(o.item.text) for o in good if isinstance(o.item, Document))}
 
-    def _item(self, index: int, row: dict[str, Any]) -> Item:
-        fields = self.fields
-        location = str(row.get("path") or "")
-        if self.input_format == "jsonl":
-            line = row["text"]
-            if len(line.encode("utf-8")) > self.max_document_bytes:
-                return Rejected(index, location, None, TOO_LARGE,
-                                f"the line is longer than {self.max_document_bytes} bytes")
-            return parse_jsonl_line(line, index, location, fields)
-        raw_id = row.get(fields.id_field)
-        doc_id = None if raw_id is None else str(raw_id)
-        text = row.get(fields.text_field)
-        if not isinstance(text, str):
-            return Rejected(index, location, doc_id, "MALFORMED_RECORD",
-                            f"column {fields.text_field!r} is missing or not a string")
-        title = row.get(fields.title_field)
-        title = title if isinstance(title, str) and title.strip() else None
-        return Document(index, location, doc_id, text, fields.text_format, title)
+    def _table(self, table: Any, outcomes: list[Outcome]) -> Any:
+        """The row group's rows that succeeded, every column as it was, results appended."""
+        import pyarrow as pa
 
-
-# -- the datasink --------------------------------------------------------------------------
-
-
-def _filesystem(uri: str) -> tuple[Any, str]:
-    import pyarrow.fs as pafs
-
-    if "://" not in uri:
-        uri = os.path.abspath(uri)
-    return pafs.FileSystem.from_uri(uri)
-
-
-def _make_datasink(output: str, errors_dir: str, input_format: str, run_id: str) -> Any:
-    """A datasink that splits each block into result parts and error parts."""
-    from ray.data import Datasink
-
-    class SplitDatasink(Datasink):  # type: ignore[misc,type-arg]
-        def __init__(self) -> None:
-            self.totals = {"done": 0, "failed": 0, "chars": 0}
-
-        def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, int]:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-            from ray.data.block import BlockAccessor
-
-            fs, out_path = _filesystem(output)
-            _, err_path = _filesystem(errors_dir)
-            counts = {"done": 0, "failed": 0, "chars": 0}
-            name = f"part-{ctx.task_idx:05d}-{run_id}"
-            good_tables: list[Any] = []
-            error_lines: list[str] = []
-            for block in blocks:
-                table = BlockAccessor.for_block(block).to_arrow()
-                errors = table.column(ERROR_COLUMN).to_pylist()
-                error_lines.extend(e for e in errors if e is not None)
-                ok = pa.array([e is None for e in errors], pa.bool_())
-                good = table.filter(ok)
-                counts["chars"] += sum(good.column(CHARS_COLUMN).to_pylist())
-                good_tables.append(good.drop_columns([ERROR_COLUMN, CHARS_COLUMN]))
-                counts["done"] += good.num_rows
-                counts["failed"] += len(errors) - good.num_rows
-            if good_tables and sum(t.num_rows for t in good_tables):
-                merged = pa.concat_tables(good_tables)
-                if input_format == "jsonl":
-                    data = "".join(f"{line}\n" for line in merged.column(LINE_COLUMN).to_pylist())
-                    with fs.open_output_stream(f"{out_path}/{name}.jsonl") as stream:
-                        stream.write(data.encode("utf-8"))
-                else:
-                    pq.write_table(merged, f"{out_path}/{name}.parquet", filesystem=fs)
-            if error_lines:
-                fs.create_dir(err_path, recursive=True)
-                with fs.open_output_stream(f"{err_path}/{name}.jsonl") as stream:
-                    stream.write("".join(f"{line}\n" for line in error_lines).encode("utf-8"))
-            return counts
-
-        def on_write_complete(self, write_result: Any) -> None:
-            for counts in write_result.write_returns:
-                for key in self.totals:
-                    self.totals[key] += counts[key]
-
-    return SplitDatasink()
+        titles = self.title_name if self.job.translates_titles else ""
+        schema = result_schema(table.schema, self.text_name, titles)
+        keep = pa.array([o.ok for o in outcomes], pa.bool_())
+        kept = table.filter(keep)
+        for name in (self.text_name, titles):
+            if name and name in kept.column_names:
+                kept = kept.drop_columns([name])
+        ok = [o for o in outcomes if o.ok]
+        kept = kept.append_column(self.text_name, pa.array([o.text for o in ok], pa.string()))
+        if titles:
+            kept = kept.append_column(titles, pa.array([o.title for o in ok], pa.string()))
+        return kept.select(schema.names).cast(schema)
 
 
 # -- the driver ----------------------------------------------------------------------------
-
-
-def _input_format(spec: RaySpec) -> str:
-    if spec.input_format != "auto":
-        if spec.input_format not in ("jsonl", "parquet"):
-            raise InvalidInput("the Ray engine reads JSONL(.gz) or Parquet; run other inputs "
-                               "with --local or --engine server")
-        return spec.input_format
-    kinds = set()
-    for path in spec.inputs:
-        name = path.lower().rstrip("/")
-        if name.endswith(".parquet"):
-            kinds.add("parquet")
-        elif name.endswith(tuple(f".{e}" for e in JSONL_EXTENSIONS)):
-            kinds.add("jsonl")
-        else:
-            raise InvalidInput(f"cannot tell whether {path} is JSONL or Parquet; say it with "
-                               "--input-format jsonl|parquet")
-    if len(kinds) != 1:
-        raise InvalidInput("give inputs of one format (all JSONL or all Parquet)")
-    return kinds.pop()
 
 
 def _actor_config(spec: RaySpec) -> ServerConfig:
@@ -241,68 +423,132 @@ def _actor_config(spec: RaySpec) -> ServerConfig:
     return replace(config, **changes)
 
 
-def _prepare_output(spec: RaySpec, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
-    """Make room for the job; returns the totals of an already finished identical job."""
-    import pyarrow.fs as pafs
+def _write_json(path: Path, data: Any) -> None:
+    _replace_file(path, json.dumps(data, sort_keys=True).encode("utf-8"))
+    fsync_dir(path.parent)
 
-    fs, out_path = _filesystem(spec.output)
-    errors_file = spec.output + ".errors.jsonl"
-    _, errors_path = _filesystem(errors_file)
-    info = fs.get_file_info(out_path)
-    if info.type != pafs.FileType.NotFound:
-        marker = fs.get_file_info(f"{out_path}/{JOB_MARKER}")
-        ours = marker.type == pafs.FileType.File
-        if ours and not spec.restart:
-            with fs.open_input_stream(f"{out_path}/{JOB_MARKER}") as stream:
-                recorded = json.loads(stream.read().decode("utf-8"))
-            if recorded != fingerprint:
+
+class Manifest:
+    """``OUTPUT/_MANIFEST.jsonl``: one line per committed block, appended and fsynced."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.blocks: dict[int, dict[str, Any]] = {}
+        good = 0
+        if path.exists():
+            data = path.read_bytes()
+            for line in data.split(b"\n"):
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    break  # a torn last line: the block is redone
+                self.blocks[int(entry["block"])] = entry
+                good += len(line) + 1
+            if good < len(data):
+                with open(path, "r+b") as handle:
+                    handle.truncate(good)
+        self._handle = open(path, "ab")  # noqa: SIM115 - closed by close()
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(entry).encode("utf-8") + b"\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self.blocks[int(entry["block"])] = entry
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _prepare_output(spec: RaySpec, out: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """Make room for the job; returns the totals of an already finished identical job."""
+    errors_file = Path(spec.output + ".errors.jsonl")
+    if out.exists():
+        marker = out / JOB_MARKER
+        if marker.is_file() and not spec.restart:
+            if json.loads(marker.read_text(encoding="utf-8")) != fingerprint:
                 raise InvalidInput(f"{spec.output} holds the output of a different job; use "
                                    "--restart to replace it, or choose another output")
-            done = fs.get_file_info(f"{out_path}/{SUCCESS_MARKER}")
-            if done.type == pafs.FileType.File:
-                with fs.open_input_stream(f"{out_path}/{SUCCESS_MARKER}") as stream:
-                    return json.loads(stream.read().decode("utf-8"))
-            logger.info("clearing the partial output of an interrupted run in %s", spec.output)
-        elif not spec.restart:
+            if (out / SUCCESS_MARKER).is_file():
+                return dict(json.loads((out / SUCCESS_MARKER).read_text(encoding="utf-8")))
+            return None  # resume
+        if not spec.restart:
             raise InvalidInput(f"{spec.output} exists and is not the output of this job; use "
                                "--restart to replace it, or choose another output")
-        if info.type == pafs.FileType.Directory:
-            fs.delete_dir(out_path)
+        if out.is_dir() and not out.is_symlink():
+            shutil.rmtree(out)
         else:
-            fs.delete_file(out_path)
-    if fs.get_file_info(errors_path).type == pafs.FileType.File:
-        fs.delete_file(errors_path)
-    _, parts_path = _filesystem(spec.output + ".errors.parts")
-    if fs.get_file_info(parts_path).type == pafs.FileType.Directory:
-        fs.delete_dir(parts_path)
-    fs.create_dir(out_path)
-    with fs.open_output_stream(f"{out_path}/{JOB_MARKER}") as stream:
-        stream.write(json.dumps(fingerprint, sort_keys=True).encode("utf-8"))
+            out.unlink()
+    errors_file.unlink(missing_ok=True)
+    out.mkdir(parents=True)
+    _write_json(out / JOB_MARKER, fingerprint)
     return None
 
 
-def _merge_errors(spec: RaySpec, errors_dir: str) -> int:
-    """Concatenate the error parts into OUTPUT.errors.jsonl; returns the number of records."""
-    import pyarrow.fs as pafs
+def _drop_uncommitted(out: Path, committed: set[int]) -> int:
+    """Delete part files of blocks the manifest does not list; returns how many."""
+    dropped = 0
+    for folder in (out, out / ERRORS_DIR):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            name = path.name
+            stray_temp = name.startswith(".part-") and name.endswith(".tmp")
+            if name.startswith("part-"):
+                try:
+                    block = int(name[5:11])
+                except ValueError:
+                    continue
+                if block in committed:
+                    continue
+            elif not stray_temp:
+                continue
+            path.unlink(missing_ok=True)
+            dropped += 1
+    return dropped
 
-    fs, parts_path = _filesystem(errors_dir)
-    _, errors_path = _filesystem(spec.output + ".errors.jsonl")
-    if fs.get_file_info(parts_path).type != pafs.FileType.Directory:
-        return 0
-    parts = sorted(
-        (i.path for i in fs.get_file_info(pafs.FileSelector(parts_path))
-         if i.type == pafs.FileType.File),
-    )
-    count = 0
+
+def _failed_block_errors(block: dict[str, Any], reason: str, options: ReaderOptions) -> bytes:
+    """Error records for every document of a block that kept failing."""
+    try:
+        items, _ = read_block(block, options)
+    except Exception as exc:  # noqa: BLE001 - the block itself is unreadable
+        items = []
+        reason = f"{reason}; the block cannot be read either: {exc}"
+    where = f"block {block['id']} ({block.get('source') or block['path']})"
+    if not items:
+        items = [Rejected(0, where, None, BLOCK_FAILED, reason)]
+    lines = []
+    for item in items:
+        record = {"id": item.id, "location": item.key, "code": BLOCK_FAILED,
+                  "reason": f"{where} kept failing: {reason}"}
+        lines.append(json.dumps(record) + "\n")
+    return "".join(lines).encode("utf-8")
+
+
+def _finish(spec: RaySpec, out: Path, plan: list[dict[str, Any]], manifest: Manifest) -> dict[str, Any]:
+    """Join the error parts into OUTPUT.errors.jsonl and mark the job done."""
+    errors_file = Path(spec.output + ".errors.jsonl")
+    parts = [out / ERRORS_DIR / part_name(b, False) for b in plan]
+    parts = [p for p in parts if p.exists()]
     if parts:
-        with fs.open_output_stream(errors_path) as out:
+        temp = errors_file.with_name(f".{errors_file.name}.tmp")
+        with open(temp, "wb") as target:
             for part in parts:
-                with fs.open_input_stream(part) as stream:
-                    data = stream.read()
-                count += data.count(b"\n")
-                out.write(data)
-    fs.delete_dir(parts_path)
-    return count
+                target.write(part.read_bytes())
+            target.flush()
+            os.fsync(target.fileno())
+        os.replace(temp, errors_file)
+    else:
+        errors_file.unlink(missing_ok=True)
+    entries = manifest.blocks.values()
+    totals = {key: sum(int(e.get(key, 0)) for e in entries)
+              for key in ("done", "failed", "chars")}
+    totals["blocks"] = len(plan)
+    totals["failed_blocks"] = sum(1 for e in entries if e.get("block_failed"))
+    _write_json(out / SUCCESS_MARKER, totals)
+    shutil.rmtree(out / ERRORS_DIR, ignore_errors=True)
+    shutil.rmtree(out / INPUT_DIR, ignore_errors=True)
+    return totals
 
 
 def connect(options: RayOptions) -> bool:
@@ -312,89 +558,172 @@ def connect(options: RayOptions) -> bool:
     if ray.is_initialized():
         return False
     if options.address:
-        ray.init(address=options.address)
+        ray.init(address=options.address, log_to_driver=False)
     elif os.environ.get("RAY_ADDRESS"):
-        ray.init()
+        ray.init(log_to_driver=False)
     else:
-        ray.init(num_cpus=options.local_cpus, include_dashboard=False)
+        ray.init(num_cpus=options.local_cpus, include_dashboard=False, log_to_driver=False)
     return True
 
 
 def _check_cpus(options: RayOptions, strict: bool) -> None:
-    """Actors that hold every CPU starve the read and write tasks: the job would hang."""
+    """Actors that hold every CPU starve Ray Data's own tasks: the job would hang."""
     import ray
 
     total = float(ray.cluster_resources().get("CPU", 0))
     reserved = options.actors * options.actor_cpus
-    if reserved <= total - 1:
+    if reserved <= total - 0.5:
         return
     message = (f"{options.actors} actor(s) x {options.actor_cpus:g} CPUs leave "
-               f"{max(total - reserved, 0):g} of the cluster's {total:g} CPUs for reading and "
-               "writing, which need at least 1; use fewer --actors or a smaller --actor-cpus")
+               f"{max(total - reserved, 0):g} of the cluster's {total:g} CPUs for Ray Data's "
+               "own tasks, which need at least 0.5; use fewer --actors or a smaller --actor-cpus")
     if strict:
         raise InvalidInput(message)
     logger.warning("%s (unless the cluster scales up)", message)
 
 
-def run_ray_job(spec: RaySpec) -> Summary:
-    """Run the job on Ray Data; the summary counts what the datasink wrote."""
-    try:
-        import ray
-        import ray.data
-    except ImportError:
-        raise InvalidInput("--engine ray needs Ray: pip install 'dragoman[cluster]'") from None
+def _note_failed_blocks(progress: Any, count: int) -> None:
+    note = getattr(progress, "failed_blocks", None)
+    if callable(note):
+        note(count)
+
+
+def _run_blocks(spec: RaySpec, out: Path, todo: list[dict[str, Any]], manifest: Manifest,
+                parquet: bool, progress: Any) -> tuple[int, int]:
+    """Run ``todo`` on the actors, committing each block as it finishes; returns (blocks
+    committed, blocks failed) of this run."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.max_errored_blocks = len(todo)  # a block that keeps failing never ends the job
+    options = spec.options
+    # One Ray Data block per job block, so each task commits exactly one.
+    dataset = ray.data.from_items([{"block": json.dumps(b)} for b in todo],
+                                  override_num_blocks=len(todo))
+    processed = dataset.map_batches(
+        BlockActor,
+        fn_constructor_kwargs={
+            "config": _actor_config(spec), "job": spec.job, "reader": spec.reader_options,
+            "window": options.window, "output": str(out), "parquet": parquet,
+            "attempts": options.attempts,
+        },
+        batch_size=1,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=options.actors),
+        num_cpus=options.actor_cpus,
+        max_restarts=-1,  # an actor on a lost node comes back elsewhere ...
+        max_task_retries=options.attempts - 1,  # ... and its block is retried, boundedly
+        scheduling_strategy="SPREAD",
+    )
+    by_id = {b["id"]: b for b in todo}
+    committed = failed = 0
+    for row in processed.iter_rows():
+        block = by_id[int(row["block"])]
+        if row["error"] is not None:
+            _commit_failed(spec, out, block, row["error"], manifest)
+            failed += 1
+            progress.advance(0, int(block["docs"] or 0), 0)
+            _note_failed_blocks(progress, failed)
+            continue
+        manifest.add({"block": block["id"], "done": row["done"], "failed": row["failed"],
+                      "chars": row["chars"]})
+        committed += 1
+        progress.advance(int(row["done"]), int(row["failed"]), int(row["chars"]))
+    # Blocks Ray gave up on (their actor died on every attempt) never came back.
+    for block in todo:
+        if block["id"] not in manifest.blocks:
+            _commit_failed(spec, out, block, f"its worker died on each of {options.attempts} "
+                           "attempts (see the Ray logs)", manifest)
+            failed += 1
+            _note_failed_blocks(progress, failed)
+    if failed and not committed and len(todo) > 1:
+        raise RuntimeError(f"all {failed} blocks of this run failed, the last because "
+                           f"{manifest.blocks[todo[-1]['id']].get('reason', '')}; check the "
+                           "models and the Ray logs, then rerun with --restart")
+    return committed, failed
+
+
+def _commit_failed(spec: RaySpec, out: Path, block: dict[str, Any], reason: str,
+                   manifest: Manifest) -> None:
+    logger.warning("block %d failed: %s; its documents go to the errors file", block["id"],
+                   reason)
+    data = _failed_block_errors(block, reason, spec.reader_options)
+    (out / ERRORS_DIR).mkdir(parents=True, exist_ok=True)
+    (out / part_name(block, spec_parquet(block))).unlink(missing_ok=True)
+    _replace_file(out / ERRORS_DIR / part_name(block, False), data)
+    manifest.add({"block": block["id"], "done": 0, "failed": data.count(b"\n"), "chars": 0,
+                  "block_failed": True, "reason": reason})
+
+
+def spec_parquet(block: dict[str, Any]) -> bool:
+    return block["kind"] == "parquet"
+
+
+def run_ray_job(spec: RaySpec, progress: ProgressReporter | None = None) -> Summary:
+    """Run (or resume) the job on Ray Data; see the module docstring."""
     started = time.monotonic()
-    input_format = _input_format(spec)
-    fingerprint = {"inputs": list(spec.inputs), "job": asdict(spec.job),
-                   "fields": asdict(spec.fields), "max_document_bytes": spec.max_document_bytes}
-    finished = _prepare_output(spec, fingerprint)
+    progress = progress or NoProgress()
+    out = Path(spec.output)
+    files = input_files(spec)
+    parquet = files[0][0] == "parquet"
+    fingerprint = _fingerprint(spec, files)
+    finished = _prepare_output(spec, out, fingerprint)
     errors_file = spec.output + ".errors.jsonl"
     if finished is not None:
         logger.info("%s is complete; nothing to do", spec.output)
-        total = finished["done"] + finished["failed"]
-        return Summary(0, 0, total, finished["done"], finished["failed"], 0, 0,
-                       time.monotonic() - started, spec.output,
-                       errors_file if finished["failed"] else None)
-    config = _actor_config(spec)
-    owns_ray = connect(spec.options)
+        return Summary(0, 0, finished["done"] + finished["failed"], finished["done"],
+                       finished["failed"], 0, 0, time.monotonic() - started, spec.output,
+                       errors_file if finished["failed"] else None,
+                       total_blocks=finished.get("blocks", 0),
+                       total_failed_blocks=finished.get("failed_blocks", 0))
+    if (out / PLAN_FILE).is_file():
+        plan = json.loads((out / PLAN_FILE).read_text(encoding="utf-8"))
+    else:
+        plan = plan_blocks(spec, files, out)
+        _write_json(out / PLAN_FILE, plan)
+    manifest = Manifest(out / MANIFEST_FILE)
     try:
-        _check_cpus(spec.options, strict=owns_ray)
-        run_id = uuid.uuid4().hex[:12]
-        errors_dir = f"{spec.output}.errors.parts"
-        if input_format == "jsonl":
-            dataset = ray.data.read_text(list(spec.inputs), include_paths=True,
-                                         file_extensions=JSONL_EXTENSIONS)
-        else:
-            dataset = ray.data.read_parquet(list(spec.inputs))
-        options = spec.options
-        processed = dataset.map_batches(
-            DocumentActor,
-            fn_constructor_kwargs={
-                "config": config, "job": spec.job, "fields": spec.fields,
-                "input_format": input_format, "window": options.window,
-                "max_document_bytes": spec.max_document_bytes,
-            },
-            batch_size=options.batch_size,
-            batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=options.actors),
-            num_cpus=options.actor_cpus,
-        )
-        sink = _make_datasink(spec.output, errors_dir, input_format, run_id)
-        processed.write_datasink(sink)
-        failed = _merge_errors(spec, errors_dir)
-        totals = dict(sink.totals)
-        if failed != totals["failed"]:
-            logger.warning("wrote %d error records for %d failed documents", failed,
-                           totals["failed"])
-        fs, out_path = _filesystem(spec.output)
-        with fs.open_output_stream(f"{out_path}/{SUCCESS_MARKER}") as stream:
-            stream.write(json.dumps(totals).encode("utf-8"))
+        earlier = dict(manifest.blocks)
+        dropped = _drop_uncommitted(out, set(earlier))
+        todo = [b for b in plan if b["id"] not in earlier]
+        skipped_docs = sum(int(e["done"]) + int(e["failed"]) for e in earlier.values())
+        logger.info("%d blocks, %d committed by earlier runs, %d to do%s", len(plan),
+                    len(earlier), len(todo),
+                    f" ({dropped} uncommitted part files dropped)" if dropped else "")
+        committed = failed_blocks = 0
+        if todo:
+            known = [b["docs"] for b in plan]
+            total = sum(known) if all(d is not None for d in known) else None
+            progress.start(total if progress.wants_total else None, skipped_docs)
+            owns_ray = False
+            try:
+                try:
+                    import ray  # noqa: F401
+                    import ray.data  # noqa: F401
+                except ImportError:
+                    raise InvalidInput("--engine ray needs Ray: pip install "
+                                       "'dragoman[cluster]'") from None
+                owns_ray = connect(spec.options)
+                _check_cpus(spec.options, strict=owns_ray)
+                committed, failed_blocks = _run_blocks(spec, out, todo, manifest, parquet,
+                                                       progress)
+            finally:
+                progress.close()
+                if owns_ray:
+                    import ray
+
+                    ray.shutdown()
+        totals = _finish(spec, out, plan, manifest)
     finally:
-        if owns_ray:
-            ray.shutdown()
+        manifest.close()
+    now = [e for b, e in manifest.blocks.items() if b not in earlier]
     return Summary(
-        done=totals["done"], failed=totals["failed"], skipped=0,
-        total_done=totals["done"], total_failed=totals["failed"], ignored=0,
-        chars=totals["chars"], seconds=time.monotonic() - started, output=spec.output,
+        done=sum(int(e["done"]) for e in now), failed=sum(int(e["failed"]) for e in now),
+        skipped=skipped_docs, total_done=totals["done"], total_failed=totals["failed"],
+        ignored=0, chars=sum(int(e["chars"]) for e in now),
+        seconds=time.monotonic() - started, output=spec.output,
         errors=errors_file if totals["failed"] else None,
+        blocks=committed + failed_blocks, failed_blocks=failed_blocks,
+        total_blocks=totals["blocks"], total_failed_blocks=totals["failed_blocks"],
     )

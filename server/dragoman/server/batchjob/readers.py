@@ -112,7 +112,7 @@ def open_reader(path: Path, fmt: str, options: ReaderOptions) -> Reader:
         "warc": WarcReader,
     }
     if fmt == "parquet":
-        raise InvalidInput("Parquet input is read by the Ray engine only (--engine ray)")
+        return ParquetReader(path, options)
     if fmt not in readers:
         raise InvalidInput(f"input format must be one of {', '.join(INPUT_FORMATS)}")
     return readers[fmt](path, options)
@@ -503,3 +503,118 @@ def _charset(content_type: str) -> str | None:
         if name.strip().lower() == "charset" and value.strip():
             return value.strip().strip("\"'")
     return None
+
+
+# -- Parquet -------------------------------------------------------------------------------
+
+
+def _pyarrow_parquet() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InvalidInput("Parquet input needs pyarrow: pip install 'dragoman[parquet]'") from None
+    return pq
+
+
+def parquet_row_item(row: dict[str, Any], ordinal: int, key: str, fields: FieldOptions) -> Item:
+    """One Parquet row as a document; the row (every column) is the record carried through."""
+    doc_id = _identifier(row.get(fields.id_field))
+    text = row.get(fields.text_field)
+    if not isinstance(text, str):
+        what = "missing" if text is None else f"a {type(text).__name__}, not a string"
+        return Rejected(ordinal, key, doc_id, MALFORMED_RECORD,
+                        f"column {fields.text_field!r} is {what}")
+    title = row.get(fields.title_field)
+    title = title if isinstance(title, str) and title.strip() else None
+    return Document(ordinal, key, doc_id, text, fields.text_format, title, record=row)
+
+
+class ParquetReader(_SourceReader):
+    """Rows of a Parquet file, one row group at a time; earlier row groups are skipped unread."""
+
+    kind = "parquet"
+
+    def __init__(self, path: Path, options: ReaderOptions) -> None:
+        pq = _pyarrow_parquet()
+        super().__init__(path, options)
+        try:
+            self.schema = pq.read_schema(path)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, ...
+            raise InvalidInput(f"{path} is not a readable Parquet file: {exc}") from None
+
+    def fingerprint(self) -> dict[str, Any]:
+        return _file_fingerprint(self.path, self.kind)
+
+    def count(self) -> int:
+        return int(_pyarrow_parquet().ParquetFile(self.path).metadata.num_rows)
+
+    def scan(self, start: int = 0) -> Iterator[Item | Skipped]:
+        pq = _pyarrow_parquet()
+        fields = self.options.fields
+        ordinal = 0
+        try:
+            source = pq.ParquetFile(self.path)
+            for group in range(source.num_row_groups):
+                rows = source.metadata.row_group(group).num_rows
+                if ordinal + rows <= start:
+                    for _ in range(rows):
+                        yield Skipped(ordinal, f"row {ordinal}")
+                        ordinal += 1
+                    continue
+                for row in source.read_row_group(group).to_pylist():
+                    key = f"row {ordinal}"
+                    yield (Skipped(ordinal, key) if ordinal < start
+                           else parquet_row_item(row, ordinal, key, fields))
+                    ordinal += 1
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            key = f"after row {ordinal}"
+            if ordinal >= start:
+                yield Rejected(ordinal, key, None, MALFORMED_INPUT,
+                               f"the Parquet file is damaged: {exc}")
+            else:
+                yield Skipped(ordinal, key)
+
+
+# -- blocks: pieces of an input read on their own (the Ray engine's unit of work) ----------
+
+
+def jsonl_block_items(data: bytes, first_line: int, location: str, options: ReaderOptions,
+                      at_start: bool) -> list[Item]:
+    """The documents of a run of JSONL lines: ``data`` split at ``\\n`` only (a raw U+2028
+    or U+0085 inside a JSON string belongs to its line), numbered from 0 within the block."""
+    items: list[Item] = []
+    limit = options.max_document_bytes
+    for offset, raw in enumerate(data.split(b"\n")):
+        if not raw.strip():
+            continue
+        line_no = first_line + offset
+        key = f"{location}line {line_no}"
+        ordinal = len(items)
+        if len(raw) > limit:
+            items.append(Rejected(ordinal, key, None, TOO_LARGE,
+                                  f"the line is longer than {limit} bytes"))
+            continue
+        try:
+            line = raw.decode("utf-8-sig" if at_start and offset == 0 else "utf-8")
+        except UnicodeDecodeError as exc:
+            items.append(Rejected(ordinal, key, None, NOT_UTF8, f"not UTF-8 (byte {exc.start})"))
+            continue
+        items.append(parse_jsonl_line(line, ordinal, key, options.fields))
+    return items
+
+
+def item_to_json(item: Item) -> str:
+    """An item as one JSON line (lone surrogates escaped), for inputs expanded into blocks."""
+    if isinstance(item, Document):
+        return json.dumps({"d": [item.key, item.id, item.text, item.format, item.title,
+                                 item.record]})
+    return json.dumps({"r": [item.key, item.id, item.code, item.reason]})
+
+
+def item_from_json(line: str, ordinal: int) -> Item:
+    data = json.loads(line)
+    if "d" in data:
+        key, doc_id, text, fmt, title, record = data["d"]
+        return Document(ordinal, key, doc_id, text, fmt, title, record)
+    key, doc_id, code, reason = data["r"]
+    return Rejected(ordinal, key, doc_id, code, reason)

@@ -56,7 +56,14 @@ def summary_table(summary: Any, codes: Counter[str] | None = None) -> str:
         rows.append((f"    {code}", "", f"{count:,}"))
     if summary.skipped:
         rows.append(("skipped (done before)", f"{summary.skipped:,}", ""))
+    total_blocks = getattr(summary, "total_blocks", 0)
+    if total_blocks:  # a Ray job: its unit of work
+        rows += [("blocks", f"{summary.blocks:,}", f"{total_blocks:,}"),
+                 ("  failed blocks", f"{summary.failed_blocks:,}",
+                  f"{summary.total_failed_blocks:,}")]
+    docs_rate = (summary.done + summary.failed) / summary.seconds if summary.seconds > 0 else 0.0
     rows += [
+        ("documents/s", f"{docs_rate:,.1f}", ""),
         ("characters", f"{summary.chars:,}", ""),
         ("characters/s", f"{rate:,.0f}", ""),
         ("wall time", wall_time(summary.seconds), ""),

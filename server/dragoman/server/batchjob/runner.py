@@ -85,6 +85,11 @@ class Summary:
     seconds: float
     output: str
     errors: str | None
+    # Ray jobs: blocks processed this run (and how many of them failed), and in the whole job.
+    blocks: int = 0
+    failed_blocks: int = 0
+    total_blocks: int = 0
+    total_failed_blocks: int = 0
 
     @property
     def exit_status(self) -> int:

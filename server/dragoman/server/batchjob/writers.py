@@ -26,7 +26,7 @@ from dragoman.server.text.unicode import unicode_problem
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_FORMATS = ("jsonl", "folder", "tar", "zip")
+OUTPUT_FORMATS = ("jsonl", "folder", "tar", "zip", "parquet")
 _JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json.gz")
 _TAR_MODES = {".tar": "w", ".tar.gz": "w:gz", ".tgz": "w:gz", ".tar.bz2": "w:bz2",
               ".tar.xz": "w:xz"}
@@ -46,10 +46,13 @@ def fsync_dir(path: Path) -> None:
 
 
 def output_format(output: Path, input_kind: str) -> str:
-    """jsonl, folder, tar or zip, from the output's suffix; a bare name mirrors the input."""
+    """jsonl, folder, tar, zip or parquet, from the output's suffix; a bare name mirrors the
+    input."""
     name = output.name.lower()
     if name.endswith(_JSONL_SUFFIXES):
         return "jsonl"
+    if name.endswith(".parquet") or input_kind == "parquet":
+        return "parquet"
     if name.endswith(".zip"):
         return "zip"
     if name.endswith(tuple(_TAR_MODES)):
@@ -157,8 +160,8 @@ def record_line(outcome: Outcome, fields: FieldOptions, text_name: str, title_na
         additions[title_name] = outcome.title
     if isinstance(doc.record, str):
         return extend_json_line(doc.record, additions)
-    if isinstance(doc.record, dict):
-        return json.dumps({**doc.record, **additions}, ensure_ascii=False)
+    if isinstance(doc.record, dict):  # WARC fields, or a Parquet row (dates etc. as strings)
+        return json.dumps({**doc.record, **additions}, ensure_ascii=False, default=str)
     # A file from a folder or archive: its path is its id.
     base = {fields.id_field: doc.id, fields.text_field: doc.text}
     return json.dumps({**base, **additions}, ensure_ascii=False)
@@ -355,6 +358,113 @@ class TreeSink:
         self._index.close()
 
 
+def result_schema(schema: Any, text_name: str, title_name: str) -> Any:
+    """The input's Arrow schema plus the (string) result columns; a result column that is
+    already there is replaced."""
+    import pyarrow as pa
+
+    for name in (text_name, title_name):
+        if name:
+            if schema.get_field_index(name) >= 0:
+                schema = schema.remove(schema.get_field_index(name))
+            schema = schema.append(pa.field(name, pa.string()))
+    return schema
+
+
+def write_parquet_atomically(table: Any, path: Path) -> None:
+    """Write a Parquet file under a temporary name, fsync it and rename it into place."""
+    import pyarrow.parquet as pq
+
+    temp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, temp)
+    with open(temp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    fsync_dir(path.parent)
+
+
+class ParquetSink:
+    """Parquet in, Parquet out: every input column unchanged (same types), result columns
+    added. Each commit writes one part file to ``OUTPUT.partial/``; ``finalise`` streams the
+    parts into ``OUTPUT`` in order (one row group per part) and renames it into place."""
+
+    def __init__(self, path: Path, fields: FieldOptions, job: JobOptions, schema: Any) -> None:
+        self.path = path
+        self.text_name, self.title_name = fields.output_names(job)
+        self.translates_titles = job.translates_titles
+        self.schema = result_schema(schema, self.text_name,
+                                    self.title_name if job.translates_titles else "")
+        self.staging = path.with_name(path.name + ".partial")
+        self._rows: list[dict[str, Any]] = []
+        self._pending = 0
+        self.parts = 0
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def discard(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.path.unlink(missing_ok=True)
+
+    def _part(self, number: int) -> Path:
+        return self.staging / f"part-{number:06d}.parquet"
+
+    def open(self, position: dict[str, Any] | None) -> None:
+        if position is None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging.mkdir(parents=True, exist_ok=True)
+        self.parts = int(position["parts"]) if position else 0
+        for path in self.staging.iterdir():  # parts written after the last commit
+            if not any(path == self._part(n) for n in range(self.parts)):
+                path.unlink()
+
+    def add(self, outcome: Outcome) -> None:
+        doc = outcome.item
+        if not isinstance(doc, Document) or not isinstance(doc.record, dict):
+            raise TypeError("a Parquet output takes rows of a Parquet input")
+        row = dict(doc.record)
+        row[self.text_name] = outcome.text or ""
+        if self.title_name and self.translates_titles:
+            row[self.title_name] = outcome.title
+        self._rows.append(row)
+        self._pending += len(outcome.text or "") + 64
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def commit(self) -> dict[str, Any]:
+        if self._rows:
+            import pyarrow as pa
+
+            table = pa.Table.from_pylist(self._rows, schema=self.schema)
+            write_parquet_atomically(table, self._part(self.parts))
+            self.parts += 1
+            self._rows.clear()
+            self._pending = 0
+        return {"parts": self.parts}
+
+    def finalise(self) -> None:
+        """Join the parts into OUTPUT; safe to repeat after a crash."""
+        import pyarrow.parquet as pq
+
+        if self.staging.exists():
+            temp = self.path.with_name(f".{self.path.name}.tmp")
+            # Every part on disk is committed by now (the last commit preceded this).
+            parts = sorted(self.staging.glob("part-*.parquet"))
+            with pq.ParquetWriter(temp, self.schema) as writer:
+                for part in parts:
+                    writer.write_table(pq.read_table(part, schema=self.schema))
+            with open(temp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temp, self.path)
+            fsync_dir(self.path.parent)
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    def close(self) -> None:
+        pass
+
+
 class ErrorLog:
     """``OUTPUT.errors.jsonl``: one record per failed document (id, location, code, reason)."""
 
@@ -380,10 +490,16 @@ class ErrorLog:
 
 
 def open_sink(output: Path, fmt: str, input_kind: str, fields: FieldOptions,
-              job: JobOptions) -> Sink:
-    """The writer for ``output`` in format ``fmt`` (see ``output_format``)."""
+              job: JobOptions, schema: Any = None) -> Sink:
+    """The writer for ``output`` in format ``fmt`` (see ``output_format``); ``schema`` is the
+    input's Arrow schema (Parquet input)."""
     if fmt == "jsonl":
         return JsonlSink(output, fields, job)
+    if fmt == "parquet":
+        if input_kind != "parquet" or schema is None:
+            raise InvalidInput("a Parquet output needs Parquet input; records from other inputs "
+                               "go to a .jsonl or .jsonl.gz output")
+        return ParquetSink(output, fields, job, schema)
     if fmt in ("folder", "tar", "zip"):
         if input_kind != "tree":
             raise InvalidInput(
