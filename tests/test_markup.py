@@ -62,8 +62,13 @@ def test_html_nested_code_and_uppercase_tags() -> None:
 )
 def test_html_translate_no_is_honoured(opening: str) -> None:
     tag = opening[1:].split()[0]
-    text = f"<p>Use {opening}Dragoman <b>Pro</b> edition</{tag}> today.</p>"
-    assert sentences(text, HTML) == ["Use", "today."]
+    element = f"{opening}Dragoman <b>Pro</b> edition</{tag}>"
+    text = f"<p>Use {element} today.</p>"
+    if tag == "span":  # inline: the sentence stays whole, the element comes back verbatim
+        assert sentences(text, HTML) == ["Use Dragoman Pro edition today."]
+        assert translate_upper(text, HTML) == f"<p>USE {element} TODAY.</p>"
+    else:
+        assert sentences(text, HTML) == ["Use", "today."]
 
 
 def test_html_entities_are_unescaped_for_the_model_and_escaped_back() -> None:
@@ -150,13 +155,13 @@ def test_markdown_translates_prose_only() -> None:
         "The Big Story",
         "The council met today.",
         "It voted on the new budget after a long debate.",
-        "First point with", "in it.",
+        "First point with inline code in it.",
         "A task item.",
         "Numbered item.",
         "A quoted line.",
         "Name", "Comment", "Ana", "Very good.",
-        "See", "the report", "and", "a chart",
-        "Text with", "inline html", "here.",
+        "See the report and a chart.",
+        "Text with inline html here.",
     ]
 
 
@@ -206,15 +211,16 @@ def test_markdown_code_and_raw_blocks_stay_verbatim(block: str) -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("Call ``a ` b`` now.", ["Call", "now."]),
-        ("Use <code>x. y</code> or <kbd>Ctrl</kbd> keys.", ["Use", "or", "keys."]),
-        ("Mail <me@example.org> or see <https://example.org/a>.", ["Mail", "or see"]),
-        ("A note[^1] here.", ["A note", "here."]),
-        ("[Text with `code`](u) and [ref][r] and [short][].", ["Text with", "and", "ref", "and", "short"]),
+        ("Call ``a ` b`` now.", ["Call a ` b now."]),
+        ("Use <code>x. y</code> or <kbd>Ctrl</kbd> keys.", ["Use x. y or Ctrl keys."]),
+        ("Mail <me@example.org> or see <https://example.org/a>.",
+         ["Mail me@example.org or see https://example.org/a."]),
+        ("A note[^1] here.", ["A note here."]),
+        ("[Text with `code`](u) and [ref][r] and [short][].", ["Text with code and ref and short."]),
         ("Not a link [just brackets] here.", ["Not a link [just brackets] here."]),
         ("Escaped \\`tick\\` stays prose.", ["Escaped \\`tick\\` stays prose."]),
         ("Unmatched `backtick stays prose.", ["Unmatched `backtick stays prose."]),
-        ("Some *emphasis* and **bold** stay inside.", ["Some *emphasis* and **bold** stay inside."]),
+        ("Some *emphasis* and **bold** stay inside.", ["Some emphasis and bold stay inside."]),
     ],
 )
 def test_markdown_inline_structure(line: str, expected: list[str]) -> None:

@@ -8,6 +8,7 @@ import unicodedata
 
 import pytest
 
+from dragoman.server.text.inline import place
 from dragoman.server.text.segment import (
     Document,
     TextFormat,
@@ -52,7 +53,19 @@ def check_invariants(text: str, fmt: TextFormat) -> Document:
     marked = doc.rebuild([f"T{i}" for i in range(len(doc.sentences))])
     expected = list(doc.pieces)
     for n, i in enumerate(doc.sentence_index):
-        expected[i] = f"T{n}"
+        inline = doc.markup(n)
+        if inline is None:
+            expected[i] = f"T{n}"
+            continue
+        # Inline markup comes back around the translation, every element exactly once.
+        placed = place(inline, f"T{n}", None)
+        rest = placed
+        for tag in inline.tags:
+            for part in (tag.open, tag.close):
+                assert part in rest, (part, placed)
+                rest = rest.replace(part, "", 1)
+        assert rest.replace("&", "").strip(" ") in (f"T{n}", ""), (placed, inline)
+        expected[i] = placed
     assert marked == "".join(expected)
     return doc
 

@@ -477,6 +477,7 @@ def build_copy_model(
     quantization: str | None = "int8",
     max_positions: int = 512,
     target_prefix_tokens: Sequence[str] = (),
+    order: Callable[[int], int] | None = None,
 ) -> Path:
     """Build a CTranslate2 model that translates a piece sequence into itself, mapped.
 
@@ -500,6 +501,12 @@ def build_copy_model(
     not a prefix token); the output projection maps the copied identity to mapping(token).
     Layer norms are set to identity (every vector has fixed statistics by construction)
     and the remaining sublayers are zero, so int8 weights and activations stay exact.
+
+    With ``order`` (not with a prefix), output step t copies source piece ``order(t)``
+    instead of piece t: a word-order-changing "translation" whose alignment is known
+    exactly (its one attention head is the alignment). Decoding ends at the first step
+    whose ``order(t)`` is no source piece. ``order=lambda t: t ^ 1`` swaps adjacent pieces;
+    give it an even number of pieces (with an odd number the last one is dropped).
     """
     started = time.perf_counter()
     if max_positions < 1:
@@ -517,7 +524,13 @@ def build_copy_model(
     # One-hot flags, exactly one per group set in every decoder vector (fixed statistics):
     # step group - first step, second step, later steps; input group - prefix token or not.
     first_step, second_step, later_step, prefix_input, other_input = range(position.dims.stop, position.dims.stop + 5)
-    d_model = -(-(other_input + 1) // 16) * 16
+    if order is not None and prefix_ids:
+        raise ValueError("order and target_prefix_tokens cannot be combined")
+    # With ``order``: source </s> carries a key flag (every other piece its twin, to keep the
+    # statistics fixed) that every query matches for half a position match, so a step that
+    # points past the source reads </s> and decoding ends.
+    eos_on, eos_off, bonus = other_input + 1, other_input + 2, other_input + 3
+    d_model = -(-((bonus if order is not None else other_input) + 1) // 16) * 16
     decoder_positions = max(1024, 2 * max_positions + 4)
 
     spec = _new_spec(1, 1, vocab)
@@ -525,12 +538,21 @@ def build_copy_model(
 
     encoder_embeddings = np.zeros((vocab_size, d_model), dtype=np.float32)
     encoder_embeddings[:, :code_size] = codes
+    if order is not None:
+        encoder_embeddings[:, eos_off] = 1.0
+        encoder_embeddings[vocab.eos_id, eos_off] = 0.0
+        encoder_embeddings[vocab.eos_id, eos_on] = 1.0
     encoder.embeddings[0].weight = encoder_embeddings
     encoder.position_encodings.encodings = np.stack([position.encode(p, d_model) for p in range(source_positions)])
     _inert_sublayers(encoder.layer[0], d_model, ffn=16)
     _identity_layer_norm(encoder.layer_norm, encoder_embeddings[:8] + encoder.position_encodings.encodings[:8])
 
     def decoder_position(step: int) -> np.ndarray:
+        if order is not None:
+            row = position.encode(order(step), d_model)
+            row[later_step] = 1.0
+            row[bonus] = 1.0
+            return row
         row = position.encode(max(step - shift, 0), d_model)
         flag = later_step if not shift or step >= 2 else (first_step if step == 0 else second_step)
         row[flag] = 1.0
@@ -558,6 +580,9 @@ def build_copy_model(
     # match (4 vs 2): that step's output is the forced prefix token unless none was given.
     query[first_step, first_step] = 4.0 * query_scale
     key[first_step, :code_size] = codes[vocab.eos_id]
+    if order is not None:
+        query[bonus, bonus] = 0.5 * query_scale
+        key[bonus, eos_on] = 1.0
     value = np.zeros((d_model, d_model), dtype=np.float32)
     value[:code_size, :code_size] = np.eye(code_size, dtype=np.float32)
     layer.attention.linear[0].weight = query

@@ -57,6 +57,16 @@ class Encoded:
 
     source: tuple[str, ...]
     target_prefix: tuple[str, ...] = ()
+    # Also return the output's attention over the source (see Hypothesis): sentences whose
+    # inline markup is put back by word alignment ask for it.
+    align: bool = False
+
+
+class Hypothesis(tuple[str, ...]):
+    """Output tokens; ``attention`` holds, for an ``align`` request, one row per output token
+    over the source's text pieces (family prefix and suffix tokens left out)."""
+
+    attention: tuple[tuple[float, ...], ...] | None = None
 
 
 # Compute type of models whose manifest records no precision (Argos packages ship int8 weights).
@@ -271,7 +281,34 @@ class Seq2SeqModel:
                         self.name, caps[i], len(encoded.source),
                     )
                 outputs[i] = tuple(tokens)
+        for i, encoded in enumerate(batch):
+            if encoded.align:
+                outputs[i] = self._attention(encoded, outputs[i])
         return outputs
+
+    def _attention(self, encoded: Encoded, tokens: tuple[str, ...]) -> Hypothesis:
+        """Attention of ``tokens`` over ``encoded``, from a forced greedy pass on it alone.
+
+        Not from the decoding call itself: with CTranslate2 4.8.5, beam search over a padded
+        batch returns a wrong attention row for the first output token of the shorter
+        sentences. Re-decoding the chosen output as a target prefix, one sentence, greedy,
+        gives the attention of exactly those tokens (tests compare it with raw CTranslate2).
+        """
+        out = Hypothesis(tokens)
+        prefix = list(encoded.target_prefix)
+        result = self._translator.translate_batch(
+            [list(encoded.source)], target_prefix=[prefix + list(tokens)], beam_size=1,
+            max_decoding_length=len(prefix) + len(tokens) + 1, return_attention=True,
+            max_input_length=0,
+        )[0]
+        rows = result.attention[0] if result.attention else []
+        first = len(self.manifest.source_prefix)
+        last = len(encoded.source) - len(self.manifest.source_suffix)
+        out.attention = tuple(
+            tuple(float(v) for v in row[first:last])
+            for row in rows[len(prefix):len(prefix) + len(tokens)]
+        )
+        return out
 
     def _translate(
         self, batch: Sequence[Encoded], options: DecodingOptions, max_len: int

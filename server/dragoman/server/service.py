@@ -7,6 +7,7 @@ asyncio RPC layer awaits them without blocking and the batch job simply waits.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -17,11 +18,13 @@ from typing import Sequence
 
 from dragoman.server.access import AccessControl
 from dragoman.server.cache import SentenceCache
+from dragoman.server.engine import Encoded, Seq2SeqModel
 from dragoman.server.errors import InvalidInput, ModelNotFound, Overloaded, Unavailable
 from dragoman.server.futures import chain, completed, gather, recover, then
 from dragoman.server.manifest import is_model_name
 from dragoman.server.registry import Leg, ModelRegistry, Route
 from dragoman.server.summarise.extractive import summarise_extractive
+from dragoman.server.text.align import Alignment, joined, word_alignment
 from dragoman.server.text.langdetect import Detection, detect_language, is_language_code
 from dragoman.server.text.segment import (
     Document, TextFormat, joiner, split_document, split_to_fit,
@@ -130,6 +133,8 @@ class LanguagesInfo:
 class _Translated:
     sentences: list[str]
     cached: int
+    # Word alignment of each translation to its sentence, where one was asked for.
+    alignments: list[Alignment | None] | None = None
 
 
 class Dragoman:
@@ -304,12 +309,15 @@ class Dragoman:
 
         def finish(done: _Translated) -> TranslateOutput:
             return TranslateOutput(
-                req.id, doc.rebuild(done.sentences), source, target, route.models,
+                req.id, doc.rebuild(done.sentences, done.alignments), source, target, route.models,
                 route.pivot_language, detected, len(doc.sentences), done.cached,
             )
 
+        # Sentences with inline markup need their word alignment to put it back.
+        align = [doc.markup(n) is not None for n in range(len(doc.sentence_index))]
         return then(self.translate_sentences(
-            route, doc.sentences, beam, deadline, self._paragraphs(doc)), finish)
+            route, doc.sentences, beam, deadline, self._paragraphs(doc),
+            align if any(align) else None), finish)
 
     def _paragraphs(self, doc: Document) -> tuple[int, ...] | None:
         """Paragraph numbers, needed only by the per-paragraph comparison mode."""
@@ -318,22 +326,25 @@ class Dragoman:
     def translate_sentences(
         self, route: Route, sentences: Sequence[str], beam_size: int = 0,
         deadline: float | None = None, paragraphs: Sequence[int] | None = None,
+        align: Sequence[bool] | None = None,
     ) -> Future[_Translated]:
         """Translate sentences through every leg of ``route`` (two legs when pivoting).
 
-        ``paragraphs`` numbers each sentence's paragraph (see :meth:`Document.paragraphs`).
+        ``paragraphs`` numbers each sentence's paragraph (see :meth:`Document.paragraphs`);
+        ``align`` marks the sentences whose word alignment is wanted (pivoting composes them).
         """
-        fut = self._translate_leg(route.legs[0], sentences, beam_size, deadline, paragraphs)
+        fut = self._translate_leg(route.legs[0], sentences, beam_size, deadline, paragraphs, align)
         for leg in route.legs[1:]:
             fut = chain(fut, lambda done, leg=leg: then(
-                self._translate_leg(leg, done.sentences, beam_size, deadline, paragraphs),
-                lambda nxt, first=done: _Translated(nxt.sentences, min(first.cached, nxt.cached)),
+                self._translate_leg(leg, done.sentences, beam_size, deadline, paragraphs, align),
+                lambda nxt, first=done: _Translated(
+                    nxt.sentences, min(first.cached, nxt.cached), _compose(first, nxt)),
             ))
         return fut
 
     def _translate_leg(
         self, leg: Leg, sentences: Sequence[str], beam_size: int, deadline: float | None,
-        paragraphs: Sequence[int] | None = None,
+        paragraphs: Sequence[int] | None = None, align: Sequence[bool] | None = None,
     ) -> Future[_Translated]:
         lm = self.registry.acquire(leg.model)
         model = lm.model
@@ -344,8 +355,10 @@ class Dragoman:
         cached = 0
         # The install id keeps a replaced model's sentences apart (see _model_changed).
         scope = (leg.model, lm.install_id, leg.source, leg.target, options)
+        aligned = {s for s, wanted in zip(sentences, align or ()) if wanted}
         for i, sentence in enumerate(sentences):
-            hit = self.cache.get((*scope, sentence))
+            # The cache holds text only: a sentence that needs its alignment is decoded.
+            hit = None if sentence in aligned else self.cache.get((*scope, sentence))
             if hit is not None:
                 results[i] = hit
                 cached += 1
@@ -359,6 +372,8 @@ class Dragoman:
             for piece in pieces:
                 if piece.strip():
                     encoded.append(model.encode(piece.strip(), leg.source, leg.target))
+                    if sentence in aligned:
+                        encoded[-1] = dataclasses.replace(encoded[-1], align=True)
                     owners.append(sentence)
                     groups.append(paragraphs[indexes[0]] if paragraphs is not None else 0)
         if not encoded:
@@ -368,14 +383,21 @@ class Dragoman:
 
         def assemble(outputs: list[tuple[str, ...]]) -> _Translated:
             parts: dict[str, list[str]] = defaultdict(list)
-            for sentence, tokens in zip(owners, outputs):
+            pieces: dict[str, list[Alignment | None]] = defaultdict(list)
+            for sentence, tokens, enc in zip(owners, outputs, encoded):
                 parts[sentence].append(model.decode(tokens))
+                if enc.align:
+                    pieces[sentence].append(_piece_alignment(model, enc, tokens))
+            alignments: list[Alignment | None] = [None] * len(sentences)
             for sentence, indexes in todo.items():
                 text = glue.join(p for p in parts[sentence] if p)
                 self.cache.put((*scope, sentence), text)
                 for i in indexes:
                     results[i] = text
-            return _Translated([r if r is not None else "" for r in results], cached)
+                    if sentence in aligned:
+                        alignments[i] = joined(pieces[sentence]) if glue else None
+            return _Translated([r if r is not None else "" for r in results], cached,
+                               alignments if aligned else None)
 
         return then(gather(futures), assemble)
 
@@ -465,6 +487,24 @@ class Dragoman:
             )
 
         return chain(first, translate)
+
+
+def _piece_alignment(model: Seq2SeqModel, encoded: Encoded, tokens: Sequence[str]) -> Alignment | None:
+    """Word alignment of one decoded piece, from the attention the engine returned."""
+    attention = getattr(tokens, "attention", None)
+    if not attention or model.manifest.text_prefix:
+        return None
+    first = len(model.manifest.source_prefix)
+    last = len(encoded.source) - len(model.manifest.source_suffix)
+    return word_alignment(encoded.source[first:last], tokens, attention)
+
+
+def _compose(first: _Translated, second: _Translated) -> list[Alignment | None] | None:
+    """Alignments through a pivot: source -> pivot, then pivot -> target."""
+    if first.alignments is None or second.alignments is None:
+        return None
+    return [a.then(b) if a is not None and b is not None else None
+            for a, b in zip(first.alignments, second.alignments)]
 
 
 def monotonic_deadline(seconds_left: float | None) -> float | None:

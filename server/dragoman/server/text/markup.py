@@ -427,6 +427,12 @@ class _MarkdownScanner:
             self.paragraph[1] = end  # continuation line: sentences may span the line break
 
 
+def markdown_blocks(text: str) -> list[Range]:
+    """The prose blocks of a Markdown text (paragraphs, headings, list items, quote lines,
+    table cells), inline markup included: sentences are found inside them."""
+    return sorted(b for b in _MarkdownScanner(text).scan() if b[0] < b[1])
+
+
 def markdown_text_ranges(text: str) -> list[Range]:
     """Ranges of Markdown prose that should be translated.
 

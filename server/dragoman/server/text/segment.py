@@ -17,8 +17,23 @@ from dataclasses import dataclass
 
 import sentencex  # type: ignore[import-untyped]
 
+from dragoman.server.text.align import Alignment
+from dragoman.server.text.inline import (
+    ATOM,
+    TAG,
+    VOID,
+    INLINE_ELEMENTS,
+    VOID_INLINE,
+    InlineSentence,
+    html_tokens,
+    make_sentence,
+    markdown_tokens,
+    place,
+    plain_text,
+    protect_elements,
+)
 from dragoman.server.text.languages import UNSPACED_LANGUAGES, base_language
-from dragoman.server.text.markup import html_text_ranges, markdown_text_ranges
+from dragoman.server.text.markup import html_text_ranges, markdown_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +79,22 @@ class Document:
     pieces: tuple[str, ...]
     sentence_index: tuple[int, ...]
     fmt: TextFormat = TextFormat.PLAIN
+    # Per sentence: its inline markup (HTML/Markdown elements inside it), or None.
+    inline: tuple[InlineSentence | None, ...] = ()
+
+    def markup(self, n: int) -> InlineSentence | None:
+        """The inline markup of sentence ``n``, if it has any."""
+        return self.inline[n] if self.inline else None
 
     @property
     def sentences(self) -> list[str]:
-        """The sentences to translate, in order (HTML unescaped, soft line breaks collapsed)."""
-        return [_sentence_text(self.pieces[i], self.fmt) for i in self.sentence_index]
+        """The sentences to translate, in order (HTML unescaped, soft line breaks collapsed,
+        inline markup taken out)."""
+        out = []
+        for n, i in enumerate(self.sentence_index):
+            marked = self.markup(n)
+            out.append(marked.plain if marked else _sentence_text(self.pieces[i], self.fmt))
+        return out
 
     def paragraphs(self) -> tuple[int, ...]:
         """Each sentence's paragraph number: a new one starts after a line break or markup.
@@ -86,11 +112,16 @@ class Document:
             numbers.append(current)
         return tuple(numbers)
 
-    def rebuild(self, translations: Sequence[str]) -> str:
+    def rebuild(
+        self, translations: Sequence[str],
+        alignments: Sequence[Alignment | None] | None = None,
+    ) -> str:
         """The original text with each sentence replaced by its translation.
 
         A translation equal to the sentence restores the source piece exactly (entities, line
-        breaks); any other HTML translation is escaped so it cannot inject markup.
+        breaks); any other HTML translation is escaped so it cannot inject markup. A sentence
+        with inline markup gets it back around the target words ``alignments`` (one per
+        sentence, word level) align to its marked words; without one, by relative position.
         """
         if isinstance(translations, str):
             raise TypeError("translations must be a sequence of strings, not one string")
@@ -99,8 +130,13 @@ class Document:
                 f"expected {len(self.sentence_index)} translations, got {len(translations)}"
             )
         out = list(self.pieces)
-        for index, translation in zip(self.sentence_index, translations):
+        for n, (index, translation) in enumerate(zip(self.sentence_index, translations)):
             piece = self.pieces[index]
+            marked = self.markup(n)
+            if marked is not None:
+                if translation != marked.plain:
+                    out[index] = place(marked, translation, alignments[n] if alignments else None)
+                continue
             if translation == _sentence_text(piece, self.fmt):
                 continue
             out[index] = html.escape(translation, quote=False) if self.fmt is TextFormat.HTML else translation
@@ -221,23 +257,164 @@ def _html_spans(text: str, start: int, end: int, language: str) -> Iterator[Span
         yield start + starts[a], start + ends[b - 1]
 
 
-def _assemble(text: str, spans: Iterator[Span], fmt: TextFormat) -> Document:
+def _assemble(text: str, spans: Iterator[Span], fmt: TextFormat,
+              marks: dict[Span, InlineSentence] | None = None) -> Document:
     """Pieces from sentence spans: the text between them becomes verbatim pieces."""
     pieces: list[str] = []
     index: list[int] = []
+    inline: list[InlineSentence | None] = []
     position = 0
     for a, b in spans:
         sentence = text[a:b]
-        if not _has_letter(_sentence_text(sentence, fmt)):
+        marked = marks.get((a, b)) if marks else None
+        if not _has_letter(marked.plain if marked else _sentence_text(sentence, fmt)):
             continue  # numbers, dashes, emoji: nothing to translate, stays verbatim
         if a > position:
             pieces.append(text[position:a])
         index.append(len(pieces))
+        inline.append(marked)
         pieces.append(sentence)
         position = b
     if position < len(text):
         pieces.append(text[position:])
-    return Document(pieces=tuple(pieces), sentence_index=tuple(index), fmt=fmt)
+    return Document(pieces=tuple(pieces), sentence_index=tuple(index), fmt=fmt,
+                    inline=tuple(inline) if any(inline) else ())
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentences with inline markup (HTML and Markdown)
+# ---------------------------------------------------------------------------------------------
+
+
+def _inline_gap(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` (between two text nodes) holds only inline markup."""
+    tokens = html_tokens(text, start, end)
+    return tokens is not None and all(
+        t.kind != "text" or not text[t.start:t.end].strip() for t in tokens)
+
+
+def _html_runs(text: str) -> list[Span]:
+    """Stretches of HTML prose: text nodes joined across inline tags, with the inline
+    opening tags just before them and closing tags just after."""
+    runs: list[list[int]] = []
+    for a, b in html_text_ranges(text):
+        if runs and _inline_gap(text, runs[-1][1], a):
+            runs[-1][1] = b
+        else:
+            runs.append([a, b])
+    floor = 0
+    for run in runs:
+        while True:
+            lt = text.rfind("<", floor, run[0])
+            m = TAG.match(text, lt) if lt >= 0 else None
+            name = (m.group("tag") or "").lower() if m else ""
+            if not (m and m.end() == run[0] and not m.group("close")
+                    and name in INLINE_ELEMENTS | VOID_INLINE):
+                break
+            run[0] = lt
+        while (m := TAG.match(text, run[1])) and m.group("close") and \
+                (m.group("tag") or "").lower() in INLINE_ELEMENTS:
+            run[1] = m.end()
+        floor = run[1]
+    return [(a, b) for a, b in runs]
+
+
+def _tokens(text: str, start: int, end: int, fmt: TextFormat) -> list | None:  # type: ignore[type-arg]
+    tokens = (html_tokens(text, start, end) if fmt is TextFormat.HTML
+              else markdown_tokens(text, start, end))
+    return None if tokens is None else protect_elements(text, tokens, fmt is TextFormat.HTML)
+
+
+def _inline_units(
+    text: str, start: int, end: int, language: str, fmt: TextFormat,
+    marks: dict[Span, InlineSentence],
+) -> Iterator[Span]:
+    """Sentence spans of a stretch of prose with inline markup; sentences whose markup
+    would be cut (an element across a sentence end) are kept together as one."""
+    tokens = _tokens(text, start, end, fmt)
+    if tokens is None:  # not inline after all: each text node on its own, as before
+        for t in html_tokens_fallback(text, start, end):
+            yield from _html_spans(text, *t, language)
+        return
+    parsed = plain_text(text, tokens, fmt is TextFormat.HTML)
+    plain = parsed.plain
+    units = [[a, b] for a, b in _segment(plain, 0, len(plain), language)]
+
+    def raw_span(a: int, b: int) -> tuple[int, int]:
+        lo, hi = parsed.raw_start[a], parsed.raw_end[b - 1]
+        # Take in the tags right before and after (only whitespace between).
+        k = next(k for k, t in enumerate(tokens) if t.start <= lo < t.end)
+        if not text[tokens[k].start:lo].strip():
+            for t in reversed(tokens[:k]):
+                if t.kind in ("open", VOID):
+                    lo = t.start
+                elif t.kind != "text" or text[t.start:t.end].strip():
+                    break
+        k = next(k for k, t in enumerate(tokens) if t.start < hi <= t.end)
+        if not text[hi:tokens[k].end].strip():
+            for t in tokens[k + 1:]:
+                if t.kind in ("close", VOID):
+                    hi = t.end
+                elif t.kind != "text" or text[t.start:t.end].strip():
+                    break
+        return lo, hi
+
+    atoms = [parsed.token_plain[k] for k, t in enumerate(tokens) if t.kind == ATOM]
+    merged = True
+    while merged and len(units) > 1:
+        merged = False
+        spans = [raw_span(a, b) for a, b in units]
+        for n, (lo, hi) in enumerate(spans):
+            a, b = units[n]
+            # A sentence end inside an atom's text ("<code>a. b</code>") would cut it.
+            # -1: merge with the sentence before, +1: after, 0: whole as it is. A sentence
+            # end inside an atom's text ("<code>a. b</code>") or an element cut in two.
+            way = 0
+            if any(pa < a < pb for pa, pb in atoms):
+                way = -1
+            elif any(pa < b < pb for pa, pb in atoms):
+                way = 1
+            for t in tokens:
+                if way or t.kind != "open" or t.mate < 0:
+                    continue
+                close = tokens[t.mate]
+                inside_open = lo <= t.start and t.end <= hi
+                inside_close = lo <= close.start and close.end <= hi
+                if inside_open and not inside_close:
+                    way = 1
+                elif inside_close and not inside_open:
+                    way = -1
+            if way:
+                other = min(max(n + way, 0), len(units) - 1)
+                if other == n:
+                    other = n - way
+                first, last = sorted((n, other))
+                units[first:last + 1] = [[units[first][0], units[last][1]]]
+                merged = True
+            if merged:
+                break
+    floor = start
+    for a, b in units:
+        lo, hi = raw_span(a, b)
+        lo = max(lo, floor)  # a void tag between two sentences goes with the first
+        floor = hi
+        sub = _tokens(text, lo, hi, fmt)
+        if not sub:
+            continue
+        sub_plain = plain_text(text, sub, fmt is TextFormat.HTML)
+        if not any(c.isalpha() for k, t in enumerate(sub) if t.kind == "text"
+                   for c in sub_plain.plain[slice(*sub_plain.token_plain[k])]):
+            continue  # nothing to translate outside code, URLs and other atoms
+        if any(t.kind != "text" for t in sub):
+            marks[(lo, hi)] = make_sentence(text, sub_plain, fmt is TextFormat.HTML)
+        else:  # no markup: the piece is exactly the sentence's text
+            lo, hi = sub_plain.raw_start[0], sub_plain.raw_end[-1]
+        yield lo, hi
+
+
+def html_tokens_fallback(text: str, start: int, end: int) -> list[Span]:
+    """The text nodes of a stretch that is not all inline (the old, per-node way)."""
+    return [r for r in html_text_ranges(text[:end]) if r[0] >= start]
 
 
 def split_document(text: str, language: str, fmt: TextFormat = TextFormat.PLAIN) -> Document:
@@ -258,10 +435,11 @@ def split_document(text: str, language: str, fmt: TextFormat = TextFormat.PLAIN)
         # The segmenter ends sentences at a "\r": give it "\n" line ends of the same length.
         lf = text.replace("\r\n", " \n").replace("\r", "\n")
         spans = (s for r in _paragraphs(lf) for s in _segment(lf, *r, language))
-    elif fmt is TextFormat.HTML:
-        spans = (s for r in html_text_ranges(text) for s in _html_spans(text, *r, language))
     else:
-        spans = (s for r in markdown_text_ranges(text) for s in _segment(text, *r, language))
+        marks: dict[Span, InlineSentence] = {}
+        runs = _html_runs(text) if fmt is TextFormat.HTML else markdown_blocks(text)
+        spans = (s for r in runs for s in _inline_units(text, *r, language, fmt, marks))
+        return _assemble(text, spans, fmt, marks)
     return _assemble(text, spans, fmt)
 
 
