@@ -10,8 +10,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -58,25 +59,61 @@ def argos_store(tmp_path_factory: pytest.TempPathFactory, sp_model: Path) -> Pat
 
 
 class Server:
-    def __init__(self, store: Path, **env: str) -> None:
+    """`dragoman serve` in a subprocess; its log is read on a thread so a test can wait for a
+    line (``wait_for``) instead of sleeping."""
+
+    def __init__(self, store: Path, *args: str, **env: str) -> None:
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [*dragoman(), "serve", "--address", "127.0.0.1:0", "--models", str(store)],
+            [*dragoman(), "serve", "--address", "127.0.0.1:0", "--models", str(store), *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(**env),
         )
         self.log: list[str] = []
-        self.port = 0
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.log.append(line)
-            match = re.search(r"\(port (\d+)[,)]", line)
-            if match:
-                self.port = int(match.group(1))
-            if "loaded" in line and "model(s)" in line:
-                break
-        assert self.port, "".join(self.log)
+        self._eof = False
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.port = int(self.wait_for(r"\(port (\d+)[,)]").group(1))
+        self.wait_for(r"loaded \d+ model\(s\)")
         self.address = f"127.0.0.1:{self.port}"
         self.ready_after = self.wait_ready()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._changed:
+                self.log.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._eof = True
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        """The first log line matching ``pattern``, waiting for it to be written."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._changed:
+            while True:
+                for line in self.log[seen:]:
+                    if match := regex.search(line):
+                        return match
+                seen = len(self.log)
+                left = deadline - time.monotonic()
+                if self._eof or left <= 0:
+                    raise AssertionError(f"no log line matches {pattern!r}:\n{''.join(self.log)}")
+                self._changed.wait(left)
+
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples on the server's /metrics (serve it with
+        DRAGOMAN_METRICS_ADDRESS=127.0.0.1:0)."""
+        import urllib.request
+
+        url = self.wait_for(r"Prometheus metrics on (http://\S+/metrics)").group(1)
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith((name + " ", name + "{")))
 
     def wait_ready(self) -> float:
         from dragoman.client import Client
@@ -88,8 +125,9 @@ class Server:
     def stop(self) -> str:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=60)
-        return "".join(self.log) + (out or "")
+        self.proc.wait(60)
+        self._reader.join(60)
+        return "".join(self.log)
 
 
 @pytest.fixture(scope="module")
@@ -151,10 +189,19 @@ def test_serve_bad_config_is_one_line(tmp_path: Path) -> None:
     assert "DRAGOMAN_MAX_CHARS" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
 def test_sigterm_drains_in_flight_call(argos_store: Path, swapcase) -> None:  # type: ignore[no-untyped-def]
-    """The batcher waits 3 s (set through the environment), so the call is in flight when
-    SIGTERM arrives; it must still complete, and the server must then exit cleanly."""
-    server = Server(argos_store, DRAGOMAN_BATCH_WAIT_MS="3000", DRAGOMAN_MAX_BATCH_TOKENS="100000")
+    """The batcher would wait a minute for company (set through the environment), so the call
+    is still in flight when SIGTERM arrives (the test waits until the server holds it). The
+    drain sends the queued batch at once: the call completes and the server exits cleanly."""
+    server = Server(argos_store, DRAGOMAN_BATCH_WAIT_MS="60000",
+                    DRAGOMAN_MAX_BATCH_TOKENS="100000", DRAGOMAN_METRICS_ADDRESS="127.0.0.1:0")
     sentence = "The bridge was closed to traffic after engineers found cracks."
     client = subprocess.Popen([*dragoman(), "--server", server.address, "translate", "--to", "fr"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -162,7 +209,7 @@ def test_sigterm_drains_in_flight_call(argos_store: Path, swapcase) -> None:  # 
     assert client.stdin is not None
     client.stdin.write(sentence)
     client.stdin.close()
-    time.sleep(1.2)
+    wait_until(lambda: server.metric("dragoman_documents_in_flight") == 1)
     assert client.poll() is None, "the call finished before SIGTERM; the test proves nothing"
     log = server.stop()
     client.stdin = None  # already closed: communicate() must not flush it

@@ -184,6 +184,7 @@ class Batcher:
         self._tokens = 0  # their source tokens
         self._dead = 0  # dropped items still sitting in a lane (removed lazily)
         self._closed = False
+        self._draining = False  # no more company is coming: batches go without waiting
         self._tickets = 0
         self._idle = max(1, options.workers)
         self._threads = [
@@ -299,13 +300,24 @@ class Batcher:
             f"but its deadline is in {max(0.0, left):.1f} s; retry later or allow more time"
         )
 
-    def close(self, timeout: float | None = None) -> None:
-        """Stop taking work, finish what is queued, stop the workers."""
+    def drain(self) -> None:
+        """The server is shutting down, so no request will join a waiting batch: decode what
+        is queued at once instead of waiting ``wait_ms`` for company."""
+        with self._cond:
+            self._draining = True
+            self._cond.notify_all()
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Stop taking work, finish what is queued, stop the workers, waiting at most
+        ``timeout`` seconds in all; False when a worker was still decoding at the end
+        (CTranslate2 cannot be interrupted)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        deadline = None if timeout is None else time.monotonic() + timeout
         for t in self._threads:
-            t.join(timeout)
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        stopped = not any(t.is_alive() for t in self._threads)
         s = self.stats
         if s.calls:
             logger.info(
@@ -315,6 +327,7 @@ class Batcher:
                 self.model.name, s.calls, s.sentences, s.sentences / s.calls,
                 s.tokens / s.calls, 100 * s.padding, s.expired, s.cancelled, s.rejected, s.late,
             )
+        return stopped
 
     # -- queue bookkeeping (callers hold self._cond) -------------------------------------
 
@@ -453,7 +466,8 @@ class Batcher:
                     if self._no_room_locked():
                         self._cond.wait()  # a finishing batch notifies
                         continue
-                    if wait > 0 and not self._closed and self._tokens < budget:
+                    if (wait > 0 and not self._closed and not self._draining
+                            and self._tokens < budget):
                         found = self._oldest_locked()
                         if found is not None:
                             left = found[1].enqueued + wait - time.monotonic()

@@ -429,11 +429,26 @@ class ModelRegistry:
             if lm.batcher.queued() == 0 and lm.model.unload():
                 logger.info("unloaded model %s to make room", name)
 
-    def close(self, timeout: float | None = None) -> None:
+    def drain(self) -> None:
+        """Shutting down: every model decodes what is queued without waiting for company."""
         with self._lock:
             loaded = list(self._loaded.values())
         for lm in loaded:
-            lm.batcher.close(timeout)
+            lm.batcher.drain()
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Stop every model's workers within ``timeout`` seconds in all (one deadline, not one
+        per model); False when some batch was still decoding at the end."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            loaded = list(self._loaded.values())
+        for lm in loaded:
+            lm.batcher.drain()  # nothing waits for company while the others are closed
+        stopped = True
+        for lm in loaded:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            stopped = lm.batcher.close(left) and stopped
+        return stopped
 
 
 def _retire(lm: LoadedModel) -> None:

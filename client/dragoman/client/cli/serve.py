@@ -39,6 +39,7 @@ def _missing_server(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
     import os
+    import sys
 
     # numpy's BLAS threads fight CTranslate2's for the cores (the extractive ranker got ~14x
     # slower under load); set before numpy is first imported.
@@ -61,9 +62,16 @@ def _run(args: argparse.Namespace) -> int:
         configure_tracing()  # spans, when the [otel] extra is installed and OTEL_* says where
         if config.install:
             _install_pairs(config)
-        asyncio.run(serve_forever(config))
+        stopped = asyncio.run(serve_forever(config))
     except DragomanError as exc:
         raise UsageError(str(exc)) from None
+    if not stopped:
+        # A CTranslate2 batch is still decoding past the grace period and cannot be
+        # interrupted; a normal exit would wait for it (or abort in its C++ teardown).
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

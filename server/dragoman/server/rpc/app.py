@@ -9,6 +9,7 @@ SIGTERM/SIGINT refuses new calls and lets in-flight ones finish within the grace
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -48,6 +49,9 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # replies (a translation may outgrow its s
 # Request fields other than the text (id, language codes, model name) and protobuf framing.
 REQUEST_OVERHEAD_BYTES = 64 * 1024
 HOUSEKEEPING_SECONDS = 5.0
+# How long before the end of the grace period the calls still running are answered, so
+# their answers go out before gRPC's own deadline.
+STOP_MARGIN_SECONDS = 0.5
 DEFAULT_HTTP_ADDRESS = next(f.default for f in fields(ServerConfig) if f.name == "http_address")
 
 
@@ -56,6 +60,19 @@ def receive_limit(max_chars: int) -> int:
     UTF-8 bytes per character) plus overhead. gRPC refuses a bigger one itself, from its
     length prefix, before buffering it, so an oversized call costs next to nothing."""
     return 4 * max_chars + REQUEST_OVERHEAD_BYTES
+
+
+class _ForcedCancel(logging.Filter):
+    """Drops gRPC's CancelledError traceback for a call it cancels at the end of the grace
+    period; only added once shutting down, when our own calls have been answered."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, asyncio.CancelledError)
+                    and record.getMessage().startswith("Exception not handled by"))
+
+
+_FORCED_CANCEL = _ForcedCancel()
 
 
 @dataclass
@@ -71,6 +88,7 @@ class ServerHandle:
     metrics: Metrics | None = None  # this server's Prometheus series
     metrics_server: http_observe.MetricsServer | None = None  # --metrics HOST:PORT
     translation: TranslationServicer | None = None  # its stream counters (tests, metrics)
+    calls: _Calls | None = None  # the calls in flight, ended by the grace period
 
     def reload_tls(self) -> None:
         if self.tls is not None:
@@ -109,19 +127,49 @@ class ServerHandle:
             except Exception:  # noqa: BLE001 - housekeeping must never stop the server
                 logger.exception("housekeeping failed")
 
-    async def stop(self, grace: float | None) -> None:
-        """Refuse new work, let in-flight calls finish within ``grace`` seconds."""
+    async def stop(self, grace: float | None) -> bool:
+        """Refuse new work, let in-flight calls finish: all within ``grace`` seconds.
+
+        Every step shares one deadline: gRPC and HTTP drain together, the batchers stop
+        waiting for company, calls still running just before the end are answered
+        UNAVAILABLE by the servicers, and the model workers get what time is left. Returns
+        False when a batch was still decoding at the end (CTranslate2 cannot be
+        interrupted): the process should then exit without waiting for it.
+        """
+        deadline = None if grace is None else time.monotonic() + grace
         if self.housekeeping is not None:
             self.housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.housekeeping
         await self.set_serving(False)
+        self.service.close()
+        self.service.registry.drain()  # nobody will join a batch that waits for company
+        drains = [self._drain_grpc(grace)]
         if self.http is not None:
-            await self.http.stop()
+            drains.append(self.http.stop())
+        await asyncio.gather(*drains)
         if self.metrics_server is not None:
             await self.metrics_server.stop()
-        self.service.close()
-        await self.server.stop(grace)
-        self.service.registry.close(timeout=grace)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        stopped = self.service.registry.close(timeout=left)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        return stopped
+
+    async def _drain_grpc(self, grace: float | None) -> None:
+        stopping = asyncio.ensure_future(self.server.stop(grace))
+        if grace is not None and self.calls is not None:
+            # Shortly before gRPC's own deadline, answer what still runs ourselves.
+            early = grace - min(STOP_MARGIN_SECONDS, grace / 4)
+            done, _ = await asyncio.wait({stopping}, timeout=early)
+            if not done:
+                ended = self.calls.abort_all()
+                if ended:
+                    logger.info("grace period over: %d call(s) still running answered "
+                                "UNAVAILABLE", ended)
+        # What gRPC still cancels itself (a client's open health Watch) must not look like a
+        # crash in the log.
+        logging.getLogger("grpc._cython.cygrpc").addFilter(_FORCED_CANCEL)
+        await stopping
 
 
 def create_server(
@@ -173,7 +221,7 @@ def create_server(
     if port == 0:
         raise DragomanError(f"cannot listen on {address}")
     return ServerHandle(server, port, health_servicer, service, executor, tls=files,
-                        metrics=metrics, translation=translation)
+                        metrics=metrics, translation=translation, calls=calls)
 
 
 def tls_settings(config: ServerConfig) -> TlsSettings | None:
@@ -261,7 +309,9 @@ async def start_http(handle: ServerHandle, config: ServerConfig) -> HttpServer |
     return http
 
 
-async def serve_forever(config: ServerConfig, ready: threading.Event | None = None) -> None:
+async def serve_forever(config: ServerConfig, ready: threading.Event | None = None) -> bool:
+    """Serve until SIGTERM/SIGINT, then stop within ``--grace``; returns ``ServerHandle.stop``'s
+    verdict (False: a batch is still decoding, exit without waiting for it)."""
     service = build_service(config)
     handle = await start(service, config)
     stop = asyncio.Event()
@@ -278,9 +328,11 @@ async def serve_forever(config: ServerConfig, ready: threading.Event | None = No
     if ready is not None:
         ready.set()
     await stop.wait()
-    logger.info("shutting down: finishing in-flight calls (grace %.0fs)", config.grace)
-    await handle.stop(config.grace)
-    logger.info("stopped")
+    logger.info("shutting down: finishing in-flight calls (grace %gs)", config.grace)
+    stopped = await handle.stop(config.grace)
+    logger.info("stopped" if stopped else
+                "stopped (a batch still decoding at the end of the grace period is abandoned)")
+    return stopped
 
 
 class ServerThread:

@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, Callable
 
 import grpc
 
-from dragoman.server.errors import DeadlineExceeded, DragomanError
+from dragoman.server.errors import DeadlineExceeded, DragomanError, Unavailable
 from dragoman.server.rpc import convert
 from dragoman.server.rpc.auth import principal_of
 from dragoman.server.rpc.status import status_of
@@ -28,6 +28,8 @@ from dragoman.v1 import translation_pb2_grpc as pb_grpc
 logger = logging.getLogger(__name__)
 
 STREAM_WINDOW = 64  # documents of one stream in flight at once
+SHUTTING_DOWN = "the server is shutting down; retry (another replica will answer)"
+_END_STREAM = pb.TranslateResponse()  # put in a stream's queue by abort_all
 
 
 class _Calls:
@@ -36,6 +38,23 @@ class _Calls:
     def __init__(self, service: Dragoman, executor: ThreadPoolExecutor) -> None:
         self.service = service
         self.executor = executor
+        self._pending: set[Future[Any]] = set()  # the service's futures of calls in flight
+        self.streams: set[Callable[[], None]] = set()  # each ends one open stream
+        self.aborting = False
+
+    def abort_all(self) -> int:
+        """Answer every call still running UNAVAILABLE now and drop its queued work.
+
+        For the end of the grace period: calls that gRPC itself had to cancel would end with
+        a vague status and a CancelledError traceback in the log. Returns how many calls and
+        streams were ended."""
+        self.aborting = True
+        pending, streams = list(self._pending), list(self.streams)
+        for fut in pending:
+            fut.cancel()
+        for end in streams:
+            end()
+        return len(pending) + len(streams)
 
     async def run(
         self, context: grpc.aio.ServicerContext, fn: Callable[..., Future[Any]], *args: Any,
@@ -66,9 +85,13 @@ class _Calls:
             if principal is not None:
                 service.access.refund(principal, chars)
             raise
-        if deadline is None:
-            return await asyncio.wrap_future(fut)
+        if self.aborting:  # the grace period ran out while the call was being prepared
+            fut.cancel()
+            raise Unavailable(SHUTTING_DOWN)
+        self._pending.add(fut)
         try:
+            if deadline is None:
+                return await asyncio.wrap_future(fut)
             return await asyncio.wait_for(
                 asyncio.wrap_future(fut), max(0.0, deadline - time.monotonic()))
         except TimeoutError:
@@ -76,6 +99,13 @@ class _Calls:
                 "the call ran out of time in the server (its deadline, or the server's "
                 f"--max-request-seconds {service.limits.max_request_seconds:g}); its work "
                 "was dropped") from None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self.aborting and fut.cancelled() and (task is None or not task.cancelling()):
+                raise Unavailable(SHUTTING_DOWN) from None  # abort_all, not the caller
+            raise
+        finally:
+            self._pending.discard(fut)
 
     async def call(
         self, context: grpc.aio.ServicerContext, fn: Callable[..., Future[Any]], *args: Any,
@@ -168,15 +198,22 @@ class TranslationServicer(pb_grpc.TranslationServiceServicer):
             finally:
                 results.put_nowait(None)
 
+        def end() -> None:  # abort_all: the grace period is running out
+            results.put_nowait(_END_STREAM)
+
+        self._calls.streams.add(end)
         reader = asyncio.create_task(read())
         try:
             while (item := await results.get()) is not None:
+                if item is _END_STREAM:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
                 yield item  # returns once gRPC has taken the reply
                 unsent -= 1
                 self.unsent_replies -= 1
                 window.release()
             await reader  # surfaces a broken request stream
         finally:
+            self._calls.streams.discard(end)
             self.unsent_replies -= unsent
             reader.cancel()
             for task in list(tasks):
