@@ -263,14 +263,14 @@ def main(argv: list[str] | None = None) -> int:
     with server:
         for n in naive_clients:
             naive.measure(server, f"(c) one call per paragraph (Argos), {n} client{'s' * (n > 1)}",
-                          docs, n)
+                          docs[: plan.single_client_docs] if n == 1 else docs, n)
         naive.measure(server, f"(c') one call per request, {clients} clients, one-sentence requests",
                       singles, clients)
     per_request, server = session("request", _server_flags(threads, args.budget, "request", args.wait_ms))
     with server:
         for n in naive_clients:
             per_request.measure(server, f"(c2) one call per request, {n} client{'s' * (n > 1)}",
-                                docs, n)
+                                docs[: plan.single_client_docs] if n == 1 else docs, n)
     if plan.argos_threads:
         cores = os.cpu_count() or 1
         argos, server = session(f"paragraph, threads 1x{cores}",
