@@ -66,6 +66,21 @@ def test_repeated_warning_is_logged_once_per_window_with_a_count(
     assert len(stream.getvalue().splitlines()) == 6
 
 
+def test_held_back_counts_are_reported_when_the_handler_closes(
+    isolated_logger: logging.Logger,
+) -> None:
+    """A flood that stops before the window ends is still counted, at exit."""
+    stream = io.StringIO()
+    handler = logs.make_handler("text", stream)
+    isolated_logger.addHandler(handler)
+    for n in range(300):
+        isolated_logger.warning(ENGINE_WARNING, "m", 40, n)
+    handler.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[1].endswith(f"(299 more like {ENGINE_WARNING!r} not shown)")
+
+
 def test_the_cli_logging_set_up_rate_limits(isolated_logger: logging.Logger) -> None:
     """configure_logging (serve and batch) installs the filter on the root handler."""
     isolated_logger.propagate = True

@@ -119,6 +119,16 @@ class RateLimitFilter(logging.Filter):
         record.rate_limited = True  # another handler's filter must not count it again
         return True
 
+    def pending(self) -> list[tuple[str, int, str, int]]:
+        """(logger, level, template, count) of records dropped and not yet reported; the
+        counts start again from zero."""
+        with self._lock:
+            out = [(name, level, template, seen.suppressed)
+                   for (name, level, template), seen in self._seen.items() if seen.suppressed]
+            for seen in self._seen.values():
+                seen.suppressed = 0
+        return out
+
     def _prune(self, now: float) -> None:
         for key in [k for k, s in self._seen.items() if now - s.since >= self.window]:
             del self._seen[key]
@@ -173,6 +183,21 @@ class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, value: TextIO | None) -> None:
         self._fixed = None if value is None or value is sys.stderr else value
+
+    def close(self) -> None:
+        """Report what rate limiting still holds back (at exit: logging.shutdown closes it)."""
+        for f in self.filters:
+            if isinstance(f, RateLimitFilter):
+                for name, level, template, count in f.pending():
+                    record = logging.LogRecord(name, level, __file__, 0,
+                                               f"({count:,} more like {template!r} not shown)",
+                                               None, None)
+                    record.rate_limited = True
+                    try:
+                        self.handle(record)
+                    except Exception:  # noqa: BLE001 - closing must not fail
+                        pass
+        super().close()
 
 
 def make_handler(log_format: str = "text", stream: TextIO | None = None,
