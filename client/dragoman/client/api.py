@@ -74,6 +74,9 @@ class TranslateInput:
     format: str | None = None
     beam_size: int | None = None
     model: str | None = None
+    keep_terms: Sequence[str] | None = None
+    glossary: Mapping[str, str] | None = None
+    glossary_name: str | None = None
 
 
 # Keys accepted in dict documents, mapped to TranslateInput fields (proto names work too).
@@ -87,7 +90,23 @@ _DICT_KEYS: dict[str, str] = {
     "format": "format",
     "beam_size": "beam_size",
     "model": "model",
+    "keep_terms": "keep_terms",
+    "glossary": "glossary",
+    "glossary_name": "glossary_name",
 }
+
+
+def _terms(keep_terms: Sequence[str] | None, glossary: Mapping[str, str] | None,
+           glossary_name: str | None) -> dict[str, Any]:
+    """Request fields for do-not-translate terms and glossaries, checked on this side."""
+    if isinstance(keep_terms, str):
+        raise InvalidArgument("keep_terms must be a list of strings, not one string")
+    if glossary is not None and not isinstance(glossary, Mapping):
+        raise InvalidArgument("glossary must be a mapping of source term -> target term")
+    entries = [translation_pb2.GlossaryEntry(source=s, target=t)
+               for s, t in (glossary or {}).items()]
+    return {"keep_terms": list(keep_terms or ()), "glossary": entries,
+            "glossary_name": glossary_name or ""}
 
 
 def resolve_timeout(timeout: float | None) -> float:
@@ -270,13 +289,18 @@ class Client:
         beam_size: int = 0,
         id: str = "",
         model: str | None = None,
+        keep_terms: Sequence[str] | None = None,
+        glossary: Mapping[str, str] | None = None,
+        glossary_name: str | None = None,
         timeout: float | None = None,
     ) -> Translation:
         """Translate one document into `target`; the source language is detected when None.
 
         `model` names the installed model to use when several serve the pair (None: the
         server's choice); an unknown name raises NotFound listing the candidates, a model that
-        does not serve the pair InvalidArgument.
+        does not serve the pair InvalidArgument. `keep_terms` come back verbatim (as URLs,
+        addresses, @mentions, #hashtags and inline code always do); `glossary` maps source
+        terms to the target terms to use, on top of the server's glossary `glossary_name`.
         """
         request = _build(
             translation_pb2.TranslateRequest,
@@ -287,6 +311,7 @@ class Client:
             format=_text_format(format),
             beam_size=_count("beam_size", beam_size),
             model=_model(model),
+            **_terms(keep_terms, glossary, glossary_name),
         )
         result = Translation.from_proto(self._call(self._translation.Translate, request, timeout))
         if result.error is not None:  # only streams should carry one; never hide it
@@ -302,6 +327,9 @@ class Client:
         format: str = "plain",
         beam_size: int = 0,
         model: str | None = None,
+        keep_terms: Sequence[str] | None = None,
+        glossary: Mapping[str, str] | None = None,
+        glossary_name: str | None = None,
         timeout: float | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         on_error: Literal["raise", "yield"] = "raise",
@@ -330,8 +358,10 @@ class Client:
             raise InvalidArgument(f"on_error must be 'raise' or 'yield', got {on_error!r}")
         defaults = TranslateInput(
             text="", source=source, target=target, format=format, beam_size=beam_size,
-            model=_model(model),
+            model=_model(model), keep_terms=keep_terms, glossary=glossary,
+            glossary_name=glossary_name,
         )
+        _terms(keep_terms, glossary, glossary_name)
         _text_format(format)
         _count("beam_size", beam_size)
         deadline = None if timeout is None else resolve_timeout(timeout)
@@ -563,4 +593,9 @@ def _request_for(
         format=_text_format(text_format or "plain"),
         beam_size=_count("beam_size", beam_size or 0),
         model=_model(item.model if item.model is not None else defaults.model),
+        **_terms(
+            item.keep_terms if item.keep_terms is not None else defaults.keep_terms,
+            item.glossary if item.glossary is not None else defaults.glossary,
+            item.glossary_name if item.glossary_name is not None else defaults.glossary_name,
+        ),
     )

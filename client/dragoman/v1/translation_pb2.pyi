@@ -21,7 +21,7 @@ TEXT_FORMAT_MARKDOWN: TextFormat
 TEXT_FORMAT_WRAPPED: TextFormat
 
 class TranslateRequest(_message.Message):
-    __slots__ = ("id", "text", "source_language", "target_language", "format", "beam_size", "model")
+    __slots__ = ("id", "text", "source_language", "target_language", "format", "beam_size", "model", "keep_terms", "glossary", "glossary_name")
     ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,9 @@ class TranslateRequest(_message.Message):
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     BEAM_SIZE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    KEEP_TERMS_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARY_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARY_NAME_FIELD_NUMBER: _ClassVar[int]
     id: str
     text: str
     source_language: str
@@ -36,7 +39,18 @@ class TranslateRequest(_message.Message):
     format: TextFormat
     beam_size: int
     model: str
-    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., source_language: _Optional[str] = ..., target_language: _Optional[str] = ..., format: _Optional[_Union[TextFormat, str]] = ..., beam_size: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
+    keep_terms: _containers.RepeatedScalarFieldContainer[str]
+    glossary: _containers.RepeatedCompositeFieldContainer[GlossaryEntry]
+    glossary_name: str
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., source_language: _Optional[str] = ..., target_language: _Optional[str] = ..., format: _Optional[_Union[TextFormat, str]] = ..., beam_size: _Optional[int] = ..., model: _Optional[str] = ..., keep_terms: _Optional[_Iterable[str]] = ..., glossary: _Optional[_Iterable[_Union[GlossaryEntry, _Mapping]]] = ..., glossary_name: _Optional[str] = ...) -> None: ...
+
+class GlossaryEntry(_message.Message):
+    __slots__ = ("source", "target")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    target: str
+    def __init__(self, source: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
 
 class TranslateResponse(_message.Message):
     __slots__ = ("id", "text", "source_language", "target_language", "model", "models", "pivot_language", "detected", "sentences", "cached_sentences", "error")

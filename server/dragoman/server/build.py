@@ -6,6 +6,7 @@ from __future__ import annotations
 from dragoman.server.access import AccessControl
 from dragoman.server.cache import SentenceCache
 from dragoman.server.config import ServerConfig
+from dragoman.server.glossary import GlossaryStore
 from dragoman.server.registry import ModelRegistry
 from dragoman.server.service import Dragoman, ServiceLimits
 from dragoman.server.store import ModelStore
@@ -23,4 +24,4 @@ def build_service(config: ServerConfig) -> Dragoman:
         max_request_seconds=config.max_request_seconds,
     )
     access = AccessControl.from_settings(config.token, config.token_file, config.keys)
-    return Dragoman(registry, cache, limits, access)
+    return Dragoman(registry, cache, limits, access, GlossaryStore(config.models_dir))

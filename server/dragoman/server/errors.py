@@ -26,6 +26,12 @@ class ModelNotFound(DragomanError):
     code = "NOT_FOUND"
 
 
+class GlossaryNotFound(DragomanError):
+    """A request names a glossary the server does not have."""
+
+    code = "NOT_FOUND"
+
+
 class Overloaded(DragomanError):
     """Too much work is queued; the caller should retry later."""
 

@@ -19,12 +19,16 @@ from typing import Sequence
 from dragoman.server.access import AccessControl
 from dragoman.server.cache import SentenceCache
 from dragoman.server.engine import Encoded, Seq2SeqModel
-from dragoman.server.errors import InvalidInput, ModelNotFound, Overloaded, Unavailable
+from dragoman.server.errors import (
+    GlossaryNotFound, InvalidInput, ModelNotFound, Overloaded, Unavailable,
+)
 from dragoman.server.futures import chain, completed, gather, recover, then
 from dragoman.server.manifest import is_model_name
 from dragoman.server.registry import Leg, ModelRegistry, Route
 from dragoman.server.summarise.extractive import summarise_extractive
+from dragoman.server.glossary import GlossaryStore, check_keep, check_terms
 from dragoman.server.text.align import Alignment, joined, word_alignment
+from dragoman.server.text.inline import Terms
 from dragoman.server.text.langdetect import Detection, detect_language, is_language_code
 from dragoman.server.text.segment import (
     Document, TextFormat, joiner, split_document, split_to_fit,
@@ -55,6 +59,11 @@ class TranslateInput:
     id: str = ""
     # Installed model to use when several serve the pair; "" = the registry's choice.
     model: str = ""
+    # Terms that come back verbatim, and source -> target terms the translation must use;
+    # ``glossary_name`` adds a named glossary of the server's (the request's pairs win).
+    keep_terms: tuple[str, ...] = ()
+    glossary: tuple[tuple[str, str], ...] = ()
+    glossary_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -146,8 +155,10 @@ class Dragoman:
         cache: SentenceCache | None = None,
         limits: ServiceLimits = ServiceLimits(),
         access: AccessControl | None = None,
+        glossaries: GlossaryStore | None = None,
     ) -> None:
         self.registry = registry
+        self.glossaries = glossaries
         self.cache = cache if cache is not None else SentenceCache()
         registry.on_change(self._model_changed)
         self.limits = limits
@@ -297,14 +308,32 @@ class Dragoman:
             return self._tracked(completed, TranslateOutput(
                 req.id, req.text, source, target, (), detected=detected))
         route = self.registry.route(source, target, self._check_model(req.model))
+        terms = self._terms(req, source, target)
         self._check_time(route, deadline)
-        return self._tracked(self._translate_routed, req, route, source, target, detected, deadline)
+        return self._tracked(self._translate_routed, req, route, source, target, detected,
+                             deadline, terms)
+
+    def _terms(self, req: TranslateInput, source: str, target: str) -> Terms | None:
+        """The request's do-not-translate terms and glossary (with its named glossary)."""
+        keep = check_keep(req.keep_terms)
+        pairs = check_terms(req.glossary)
+        if req.glossary_name:
+            if self.glossaries is None:
+                raise GlossaryNotFound("this server keeps no named glossaries")
+            named = self.glossaries.get(req.glossary_name)
+            if (named.source, named.target) != (source, target):
+                raise InvalidInput(
+                    f"glossary {named.name} is for {named.source}->{named.target}, "
+                    f"this request is {source}->{target}")
+            given = {s for s, _ in pairs}
+            pairs = (*pairs, *((s, t) for s, t in named.terms if s not in given))
+        return Terms(keep, pairs) if keep or pairs else None
 
     def _translate_routed(
         self, req: TranslateInput, route: Route, source: str, target: str,
-        detected: bool, deadline: float | None,
+        detected: bool, deadline: float | None, terms: Terms | None = None,
     ) -> Future[TranslateOutput]:
-        doc = split_document(req.text, source, req.format)
+        doc = split_document(req.text, source, req.format, terms)
         beam = req.beam_size or self.limits.beam_size
 
         def finish(done: _Translated) -> TranslateOutput:

@@ -44,7 +44,7 @@ from dragoman.client.errors import DragomanError
 
 logger = logging.getLogger(__name__)
 
-COMMAND_MODULES = ("remote", "serve", "models", "batch", "keys")
+COMMAND_MODULES = ("remote", "serve", "models", "batch", "keys", "glossaries")
 
 
 class _Parser(argparse.ArgumentParser):

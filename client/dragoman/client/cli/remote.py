@@ -76,11 +76,25 @@ def _register_translate(subparsers: Any) -> None:
         help="installed model to use when several serve the pair (default: the server's choice;"
         " see `dragoman languages`)",
     )
+    parser.add_argument(
+        "--keep", action="append", default=[], metavar="TERM",
+        help="a term to leave untranslated, byte for byte (repeatable; URLs, e-mail addresses,"
+        " @mentions, #hashtags and inline code always are)",
+    )
+    parser.add_argument(
+        "--term", action="append", default=[], metavar="SOURCE=TARGET",
+        help="a glossary term the translation must use (repeatable)",
+    )
+    parser.add_argument(
+        "--glossary", metavar="NAME", help="a glossary stored on the server (`dragoman glossaries`)"
+    )
     _add_io(parser)
     parser.set_defaults(func=run_translate)
 
 
 def run_translate(args: argparse.Namespace) -> int:
+    from dragoman.client.cli.glossaries import parse_term
+
     text = read_input(args.file)
     with make_client(args) as client:
         result = client.translate(
@@ -90,6 +104,9 @@ def run_translate(args: argparse.Namespace) -> int:
             format=infer_format(args.file, args.format),
             beam_size=args.beam_size,
             model=args.model,
+            keep_terms=args.keep,
+            glossary=dict(parse_term(t) for t in args.term),
+            glossary_name=args.glossary,
         )
     write_output(to_json(result) if args.json else result.text, args.output)
     return EXIT_OK

@@ -50,6 +50,9 @@ def translate_input(req: pb.TranslateRequest) -> TranslateInput:
         beam_size=req.beam_size,
         id=req.id,
         model=req.model,
+        keep_terms=tuple(req.keep_terms),
+        glossary=tuple((e.source, e.target) for e in req.glossary),
+        glossary_name=req.glossary_name,
     )
 
 

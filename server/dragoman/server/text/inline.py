@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dragoman.server.text.align import Alignment, proportional
@@ -62,6 +63,9 @@ class Tag:
     end: int
     parent: int  # index of the enclosing pair in the sentence's tags, -1 at the top
     depth: int
+    # Atoms: text that, found verbatim in the translation, is where the atom goes (the model
+    # copied the URL, or already wrote the glossary's target term); "" = by alignment only.
+    find: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class _Token:
     name: str = ""
     plain: str = ""  # text an atom shows the model
     mate: int = -1  # index of the matching open/close token
+    output: str | None = None  # what an atom becomes in the target (None: its raw text)
+    find: str = ""  # see Tag.find
 
 
 @dataclass
@@ -396,6 +402,94 @@ PROTECTED = re.compile(
 )
 
 
+@dataclass(frozen=True)
+class Terms:
+    """Caller-given terms: kept verbatim (``keep``) or replaced by a target term (``glossary``,
+    source -> target pairs). Matched case-sensitively, as whole words."""
+
+    keep: tuple[str, ...] = ()
+    glossary: tuple[tuple[str, str], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.keep or self.glossary)
+
+    def pattern(self) -> re.Pattern[str]:
+        return _terms_pattern(self)
+
+
+_WORDLIKE = re.compile(r"\w")
+
+
+def _bounded(term: str) -> str:
+    """``term`` as a regex that does not start or end inside a word."""
+    left = r"(?<!\w)" if _WORDLIKE.match(term[:1]) else ""
+    right = r"(?!\w)" if _WORDLIKE.match(term[-1:]) else ""
+    return left + re.escape(term) + right
+
+
+_pattern_cache: dict[Terms, re.Pattern[str]] = {}
+
+
+def _terms_pattern(terms: Terms) -> re.Pattern[str]:
+    """Caller terms first (longest first), then the built-in protected kinds."""
+    found = _pattern_cache.get(terms)
+    if found is None:
+        names = sorted({t for t in terms.keep if t.strip()} | {s for s, _ in terms.glossary
+                                                                  if s.strip()},
+                       key=lambda t: (-len(t), t))
+        terms_alternative = "|".join(_bounded(t) for t in names) if names else "(?!)"
+        found = re.compile(f"(?P<term>{terms_alternative})|(?:{PROTECTED.pattern})")
+        if len(_pattern_cache) > 256:
+            _pattern_cache.clear()
+        _pattern_cache[terms] = found
+    return found
+
+
+def protected_tokens(text: str, start: int, end: int, terms: Terms | None,
+                     unescape: bool = False) -> list[_Token]:
+    """``text[start:end]`` as text tokens and atoms: URLs, e-mail addresses, @mentions,
+    #hashtags and the caller's terms (glossary sources become their target term)."""
+    glossary = dict(terms.glossary) if terms else {}
+    pattern = (terms or _NO_TERMS).pattern()
+    tokens: list[_Token] = []
+    position = start
+    for m in pattern.finditer(text, start, end):
+        if m.start() == m.end():
+            continue
+        if m.start() > position:
+            tokens.append(_Token("text", position, m.start()))
+        raw = m.group()
+        shown = html.unescape(raw) if unescape else raw
+        if m.group("term") is not None and shown in glossary:
+            target = glossary[shown]
+            output = html.escape(target, quote=False) if unescape else target
+            tokens.append(_Token(ATOM, m.start(), m.end(), "term", shown, output=output,
+                                 find=target))
+        else:
+            tokens.append(_Token(ATOM, m.start(), m.end(), "keep", shown, find=shown))
+        position = m.end()
+    if position < end:
+        tokens.append(_Token("text", position, end))
+    return tokens
+
+
+def split_protected(text: str, tokens: list[_Token], terms: Terms | None,
+                    unescape: bool) -> list[_Token]:
+    """``tokens`` with protected spans in their text tokens made atoms (mates remapped)."""
+    out: list[_Token] = []
+    remap: dict[int, int] = {}
+    for n, token in enumerate(tokens):
+        remap[n] = len(out)
+        if token.kind == "text" and not token.name:
+            out.extend(protected_tokens(text, token.start, token.end, terms, unescape))
+        else:
+            out.append(token)
+    for token in out:
+        if token.mate >= 0:
+            token.mate = remap[token.mate]
+    return out
+
+
 def protect_elements(text: str, tokens: list[_Token], unescape: bool) -> list[_Token]:
     """Elements whose whole text is a URL, address, mention or hashtag become atoms: a link
     written as its own URL, a Mastodon mention, come back exactly as they were."""
@@ -495,9 +589,12 @@ def make_sentence(text: str, parsed: Parsed, escape: bool) -> InlineSentence:
                           old.depth)
             open_stack.remove(k)
         elif token.kind in (VOID, ATOM):
-            tags.append(Tag(token.kind, text[token.start:token.end], "", a, b, parent,
-                            len(open_stack)))
+            output = text[token.start:token.end] if token.output is None else token.output
+            tags.append(Tag(token.kind, output, "", a, b, parent, len(open_stack), token.find))
     return InlineSentence(parsed.plain, tuple(tags), escape)
+
+
+_NO_TERMS = Terms()
 
 
 # -- putting the markup back -----------------------------------------------------------------
@@ -510,6 +607,35 @@ def _word_range(words: list[tuple[int, int]], start: int, end: int) -> tuple[int
         return inside[0], inside[-1] + 1
     before = sum(1 for s, e in words if e <= start)
     return before, before
+
+
+def _found_atoms(
+    tags: tuple[Tag, ...], target: str, target_words: list[tuple[int, int]],
+    source_words: list[tuple[int, int]],
+    hull: Callable[[int, int], tuple[int, int] | None],
+) -> dict[int, tuple[int, int]]:
+    """Atoms whose ``find`` text the translation holds verbatim: the character span of the
+    occurrence each takes (nearest to where the alignment puts it; each taken once)."""
+    taken: list[tuple[int, int]] = []
+    out: dict[int, tuple[int, int]] = {}
+    for n, tag in enumerate(tags):
+        if tag.kind != ATOM or not tag.find:
+            continue
+        occurrences = []
+        i = target.find(tag.find)
+        while i >= 0:
+            span = (i, i + len(tag.find))
+            if all(span[1] <= a or span[0] >= b for a, b in taken):
+                occurrences.append(span)
+            i = target.find(tag.find, i + 1)
+        if not occurrences:
+            continue
+        aligned = hull(*_word_range(source_words, tag.start, tag.end))
+        near = target_words[aligned[0]][0] if aligned and aligned[0] < len(target_words) else 0
+        best = min(occurrences, key=lambda span: (abs(span[0] - near), span[0]))
+        taken.append(best)
+        out[n] = best
+    return out
 
 
 def place(sentence: InlineSentence, target: str, alignment: Alignment | None) -> str:
@@ -539,24 +665,43 @@ def place(sentence: InlineSentence, target: str, alignment: Alignment | None) ->
     for n, tag in enumerate(tags):
         children.setdefault(tag.parent, []).append(n)
     ranges: dict[int, tuple[int, int]] = {}
+    found = _found_atoms(tags, target, target_words, source_words, hull)
 
     def assign(parent: int, lo: int, hi: int) -> None:
         wanted: list[tuple[int, int, int]] = []
         for n in children.get(parent, []):
             tag = tags[n]
             a, b = _word_range(source_words, tag.start, tag.end)
-            if tag.kind == VOID or a == b:
+            if n in found:
+                span = _word_range(target_words, *found[n])
+            elif tag.kind == VOID or a == b:
                 p = point(a)
                 span = (p, p)
             else:
                 span = hull(a, b) or (point(a), point(a))
             x, y = max(lo, min(span[0], hi)), max(lo, min(span[1], hi))
             wanted.append((x, y, n))
-        wanted.sort(key=lambda w: (w[0], w[2]))
-        cursor = lo
+        # Atoms found verbatim in the translation hold their words first; the others fit
+        # around them, in target order, without overlapping one another.
+        occupied = []
         for x, y, n in wanted:
+            if n in found and (x, y) == _word_range(target_words, *found[n]):
+                ranges[n] = (x, y)
+                if y > x:
+                    occupied.append((x, y))
+        cursor = lo
+        for x, y, n in sorted(wanted, key=lambda w: (w[0], w[2])):
+            if n in ranges:
+                continue
             x = max(x, cursor)
             y = max(x, min(y, hi))
+            for a, b in sorted(occupied):
+                if a < y and b > x:
+                    if x >= a:
+                        x = min(b, hi)
+                        y = max(x, y)
+                    else:
+                        y = a
             ranges[n] = (x, y)
             cursor = y
             if tags[n].kind == PAIR:
@@ -610,11 +755,21 @@ def place(sentence: InlineSentence, target: str, alignment: Alignment | None) ->
             inserts.append((closing, 0, -tag.depth, tag.close))
         elif tag.kind == PAIR:
             inserts.append((start_of(x), 1, n, tag.open + tag.close))
+        elif tag.kind == ATOM and n in found and (x, y) == _word_range(target_words, *found[n]):
+            inserts.append((found[n][0], 3, n, tag.open))  # exactly where the model put it
+            skips.append(found[n])
         elif tag.kind == ATOM and y > x:
-            inserts.append((start_of(x), 3, n, tag.open))
-            skips.append((start_of(x), end_of(y)))
-        elif tag.kind == ATOM:
-            inserts.append((start_of(x), 1, n, tag.open))
+            lead, trail = outside(tag)
+            first, last = start_of(x), end_of(y)
+            if lead:
+                first += punctuation(first, target_words[x][1], False)
+            if trail:
+                last -= punctuation(target_words[y - 1][0], last, True)
+            inserts.append((first, 3, n, tag.open))
+            skips.append((first, last))
+        elif tag.kind == ATOM:  # no target word for it: a word of its own
+            spaced = (tag.open + " " if x < nt else " " + tag.open) if nt else tag.open
+            inserts.append((start_of(x), 1, n, spaced))
         else:
             at = end_of(x) if x > 0 else 0
             inserts.append((at, 1, n, tag.open))

@@ -31,6 +31,9 @@ from dragoman.server.text.inline import (
     place,
     plain_text,
     protect_elements,
+    protected_tokens,
+    split_protected,
+    Terms,
 )
 from dragoman.server.text.languages import UNSPACED_LANGUAGES, base_language
 from dragoman.server.text.markup import html_text_ranges, markdown_blocks
@@ -319,19 +322,27 @@ def _html_runs(text: str) -> list[Span]:
     return [(a, b) for a, b in runs]
 
 
-def _tokens(text: str, start: int, end: int, fmt: TextFormat) -> list | None:  # type: ignore[type-arg]
-    tokens = (html_tokens(text, start, end) if fmt is TextFormat.HTML
-              else markdown_tokens(text, start, end))
-    return None if tokens is None else protect_elements(text, tokens, fmt is TextFormat.HTML)
+def _tokens(text: str, start: int, end: int, fmt: TextFormat,
+            terms: Terms | None = None) -> list | None:  # type: ignore[type-arg]
+    html_like = fmt is TextFormat.HTML
+    if fmt is TextFormat.HTML:
+        tokens = html_tokens(text, start, end)
+    elif fmt is TextFormat.MARKDOWN:
+        tokens = markdown_tokens(text, start, end)
+    else:
+        return protected_tokens(text, start, end, terms)
+    if tokens is None:
+        return None
+    return split_protected(text, protect_elements(text, tokens, html_like), terms, html_like)
 
 
 def _inline_units(
     text: str, start: int, end: int, language: str, fmt: TextFormat,
-    marks: dict[Span, InlineSentence],
+    marks: dict[Span, InlineSentence], terms: Terms | None = None,
 ) -> Iterator[Span]:
     """Sentence spans of a stretch of prose with inline markup; sentences whose markup
     would be cut (an element across a sentence end) are kept together as one."""
-    tokens = _tokens(text, start, end, fmt)
+    tokens = _tokens(text, start, end, fmt, terms)
     if tokens is None:  # not inline after all: each text node on its own, as before
         for t in html_tokens_fallback(text, start, end):
             yield from _html_spans(text, *t, language)
@@ -398,7 +409,7 @@ def _inline_units(
         lo, hi = raw_span(a, b)
         lo = max(lo, floor)  # a void tag between two sentences goes with the first
         floor = hi
-        sub = _tokens(text, lo, hi, fmt)
+        sub = _tokens(text, lo, hi, fmt, terms)
         if not sub:
             continue
         sub_plain = plain_text(text, sub, fmt is TextFormat.HTML)
@@ -417,7 +428,24 @@ def html_tokens_fallback(text: str, start: int, end: int) -> list[Span]:
     return [r for r in html_text_ranges(text[:end]) if r[0] >= start]
 
 
-def split_document(text: str, language: str, fmt: TextFormat = TextFormat.PLAIN) -> Document:
+def _protected(text: str, spans: Iterator[Span], fmt: TextFormat, terms: Terms | None,
+               marks: dict[Span, InlineSentence]) -> Iterator[Span]:
+    """Plain and wrapped text: sentences holding URLs, addresses, mentions, hashtags or the
+    caller's terms get them as atoms (verbatim, or the glossary's target term)."""
+    for a, b in spans:
+        tokens = protected_tokens(text, a, b, terms)
+        if any(t.kind == ATOM for t in tokens):
+            parsed = plain_text(text, tokens, False)
+            if any(c.isalpha() for k, t in enumerate(tokens) if t.kind == "text"
+                   for c in parsed.plain[slice(*parsed.token_plain[k])]):
+                marks[(a, b)] = make_sentence(text, parsed, False)
+            else:
+                continue  # only protected text: nothing to translate
+        yield a, b
+
+
+def split_document(text: str, language: str, fmt: TextFormat = TextFormat.PLAIN,
+                   terms: Terms | None = None) -> Document:
     """Cut ``text`` into verbatim pieces and translatable sentences.
 
     Plain text keeps every line break and all whitespace; each line is a block. Wrapped text
@@ -429,6 +457,7 @@ def split_document(text: str, language: str, fmt: TextFormat = TextFormat.PLAIN)
     """
     fmt = TextFormat(fmt)
     language = base_language(language)
+    marks: dict[Span, InlineSentence] = {}
     if fmt is TextFormat.PLAIN:
         spans: Iterator[Span] = iter(split_sentences(text, language))
     elif fmt is TextFormat.WRAPPED:
@@ -436,11 +465,10 @@ def split_document(text: str, language: str, fmt: TextFormat = TextFormat.PLAIN)
         lf = text.replace("\r\n", " \n").replace("\r", "\n")
         spans = (s for r in _paragraphs(lf) for s in _segment(lf, *r, language))
     else:
-        marks: dict[Span, InlineSentence] = {}
         runs = _html_runs(text) if fmt is TextFormat.HTML else markdown_blocks(text)
-        spans = (s for r in runs for s in _inline_units(text, *r, language, fmt, marks))
+        spans = (s for r in runs for s in _inline_units(text, *r, language, fmt, marks, terms))
         return _assemble(text, spans, fmt, marks)
-    return _assemble(text, spans, fmt)
+    return _assemble(text, _protected(text, spans, fmt, terms, marks), fmt, marks)
 
 
 # ---------------------------------------------------------------------------------------------
