@@ -57,9 +57,12 @@ def build_marian(folder: Path, sp_model: Path, smoke: bool) -> Path:
         vocab = {k: v for k, v in vocab.items() if v < size}
         (folder / "vocab.json").write_text(json.dumps(vocab))
         torch.manual_seed(0)
-        config = transformers.MarianConfig(
-            vocab_size=size, pad_token_id=size - 1, decoder_start_token_id=size - 1,
-            eos_token_id=0, forced_eos_token_id=0, max_position_embeddings=512)
+        config = transformers.MarianConfig(  # opus-mt-de-en's shape
+            vocab_size=size, d_model=512, encoder_layers=6, decoder_layers=6,
+            encoder_attention_heads=8, decoder_attention_heads=8, encoder_ffn_dim=2048,
+            decoder_ffn_dim=2048, activation_function="swish", scale_embedding=True,
+            pad_token_id=size - 1, decoder_start_token_id=size - 1, eos_token_id=0,
+            forced_eos_token_id=0, max_position_embeddings=512)
         model = transformers.MarianMTModel(config)
         model.save_pretrained(str(folder))
     weights = (folder / "model.safetensors").stat().st_size

@@ -105,7 +105,10 @@ class Mirror:
             for path in sorted(folder.rglob("*")):
                 if path.is_file():
                     content[path.relative_to(folder).as_posix()] = path.read_bytes()
-        commit = hashlib.sha1(repo_id.encode() + b"".join(sorted(content.values()))).hexdigest()
+        digest = hashlib.sha1(repo_id.encode())
+        for name in sorted(content):
+            digest.update(name.encode() + hashlib.sha1(content[name]).digest())
+        commit = digest.hexdigest()
         repo = Repo(repo_id, content, commit, gated)
         self.repos[repo_id] = repo
         return repo
