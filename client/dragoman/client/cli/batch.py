@@ -176,9 +176,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     ray.add_argument("--ray-block-docs", "--ray-batch-size", dest="ray_block_docs",
                      type=positive_int, default=1000, metavar="N",
                      help="documents per block of a folder, tar/zip or WARC input (default: 1000)")
-    ray.add_argument("--ray-block-mb", type=positive_int, default=32, metavar="MB",
-                     help="megabytes per block of a JSONL file; Parquet blocks are its row "
-                          "groups, a .gz file is one block (default: 32)")
+    ray.add_argument("--ray-block-kb", type=positive_int, default=32 * 1024, metavar="KB",
+                     help="kilobytes per block of a JSONL file; Parquet blocks are its row "
+                          "groups, a .gz file is one block (default: 32768)")
     ray.add_argument("--ray-attempts", type=positive_int, default=3, metavar="N",
                      help="tries of a block before its documents go to the errors file "
                           "(default: 3)")
@@ -306,7 +306,7 @@ def _run_ray(args: argparse.Namespace) -> Any:
             actors=args.actors,
             actor_cpus=args.actor_cpus,
             block_docs=args.ray_block_docs,
-            block_bytes=args.ray_block_mb * 1024 * 1024,
+            block_bytes=args.ray_block_kb * 1024,
             attempts=args.ray_attempts,
             window=args.in_flight,
         ),

@@ -37,11 +37,13 @@ import os
 import shutil
 import time
 import uuid
+import zlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from dragoman.server.batchjob.job import (
+    MALFORMED_INPUT,
     Document,
     FieldOptions,
     Item,
@@ -289,12 +291,24 @@ def read_block(block: dict[str, Any], options: ReaderOptions) -> tuple[list[Item
         return jsonl_block_items(data, block["line"], block["location"], options,
                                  at_start=block["start"] == 0), None
     if kind == "jsonl.gz":
+        chunks: list[bytes] = []
+        damage = None
         try:
             with gzip.open(block["path"], "rb") as handle:
-                data = handle.read()
-        except (OSError, EOFError) as exc:
-            raise BlockUnreadable(f"the compressed input is damaged: {exc}") from None
-        return jsonl_block_items(data, 1, block["location"], options, at_start=True), None
+                while chunk := handle.read(1 << 20):
+                    chunks.append(chunk)
+        except (OSError, EOFError, zlib.error) as exc:
+            damage = exc
+        data = b"".join(chunks)
+        if damage is not None:
+            data = data[:data.rfind(b"\n") + 1]  # what was read whole, as --local does
+        items = jsonl_block_items(data, 1, block["location"], options, at_start=True)
+        if damage is not None:
+            line = data.count(b"\n")
+            items.append(Rejected(len(items), f"{block['location']}line {line + 1}", None,
+                                  MALFORMED_INPUT, f"the compressed input is damaged after "
+                                  f"line {line}: {damage}"))
+        return items, None
     if kind == "parquet":
         import pyarrow.parquet as pq
 
@@ -304,10 +318,6 @@ def read_block(block: dict[str, Any], options: ReaderOptions) -> tuple[list[Item
                 for n, row in enumerate(rows)], table
     with open(block["path"], encoding="utf-8") as handle:
         return [item_from_json(line, n) for n, line in enumerate(handle)], None
-
-
-class BlockUnreadable(Exception):
-    """A block whose input cannot be read at all (a damaged gzip stream)."""
 
 
 def part_name(block: dict[str, Any], parquet: bool) -> str:
@@ -360,9 +370,6 @@ class BlockActor:
         for attempt in range(self.attempts):
             try:
                 return {"block": block["id"], **self._commit(block), "error": None}
-            except BlockUnreadable as exc:
-                error = str(exc)
-                break
             except Exception as exc:  # noqa: BLE001 - reported as the block's failure
                 logger.exception("block %d failed (attempt %d)", block["id"], attempt + 1)
                 error = f"{type(exc).__name__}: {exc}"
