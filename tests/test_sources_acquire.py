@@ -32,7 +32,8 @@ def test_bad_install_pair_is_a_config_error(tmp_path: Path) -> None:
         acquire.ensure_pairs(["en-de"], ModelStore(tmp_path))
 
 
-def test_an_existing_path_wins_over_a_scheme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_existing_path_wins_over_a_scheme(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Any] = []
     store = ModelStore(tmp_path / "store")
     monkeypatch.setattr(store, "install", lambda path, options: calls.append(path))

@@ -159,7 +159,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._status(self.owner.statuses[path])
             return
         if path in self.owner.files:
-            self._content(path, self.owner.files[path], {"ETag": f'"{git_blob_sha1(self.owner.files[path])}"'}, body)
+            data = self.owner.files[path]
+            self._content(path, data, {"ETag": f'"{git_blob_sha1(data)}"'}, body)
             return
         api, resolve = _API.match(path), _RESOLVE.match(path)
         repo_id = (api or resolve).group("repo") if (api or resolve) else None

@@ -57,7 +57,7 @@ def _install_id(folder: Path) -> tuple[int, int]:
 
 
 def name_from_folder(folder: Path) -> str:
-    """A store name from a source folder's name: ``./opus-mt-en-de-ct2`` -> ``opus-mt-en-de-ct2``."""
+    """A store name from a source folder's name (``./opus-mt-en-de-ct2/`` -> its last part)."""
     name = Path(os.path.abspath(folder)).name
     return (_NAME_BAD.sub("-", name).strip("-.") or "model")[:128]
 

@@ -15,7 +15,6 @@ import hashlib
 import http.client
 import json
 import logging
-import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -132,8 +131,7 @@ def download(
             try:
                 bar = _transfer(url, part, expected, progress, bar, what, timeout)
                 break
-            except (http.client.IncompleteRead, ConnectionError, socket.timeout,
-                    TimeoutError) as exc:
+            except (http.client.IncompleteRead, ConnectionError, TimeoutError) as exc:
                 have = part.path.stat().st_size if part.path.exists() else 0
                 if attempt == ATTEMPTS:
                     raise SourceUnavailable(
@@ -173,7 +171,7 @@ def _transfer(url: str, part: _Part, expected: Expected, progress: Any, bar: Any
             return bar
         raise http_error(url, exc, what) from None
     except (urllib.error.URLError, OSError) as exc:
-        if isinstance(exc, (ConnectionError, socket.timeout)) and offset:
+        if isinstance(exc, (ConnectionError, TimeoutError)) and offset:
             raise
         raise network_error(url, exc, what) from None
     with response:

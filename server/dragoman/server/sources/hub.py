@@ -213,7 +213,8 @@ def _domain_error(hub: Any, ref: HubRef, settings: HubSettings, exc: Exception) 
         return SourceUnavailable(f"{why} and {ref} is not in the Hugging Face cache")
     if isinstance(exc, errors.HfHubHTTPError):
         if status in (401, 403):
-            return StoreError(f"{ref}: access denied by {settings.where} ({status}); check HF_TOKEN")
+            return StoreError(
+                f"{ref}: access denied by {settings.where} ({status}); check HF_TOKEN")
         if status == 404:
             return ModelNotFound(f"{ref}: not found at {settings.where}")
         return SourceUnavailable(f"{ref}: {settings.where} answered {status}; try later")
