@@ -159,6 +159,14 @@ def test_grpc_refuses_a_call_it_cannot_finish_in_time_with_resource_exhausted(sl
         assert batcher.stats.calls == 0 and batcher.stats.late == 1
         # The same call with time enough is served.
         assert stub.Translate(request, timeout=120).text
+    # Served once, the pair is known: the next calls are checked on the event loop, before
+    # any worker thread (an unknown pair or a detected source is left to translate()).
+    service = server.service
+    with pytest.raises(Overloaded, match="would need about"):
+        service.refuse_if_late("en", "de", "", time.monotonic() - 1.0)
+    service.refuse_if_late("en", "fr", "", time.monotonic() - 1.0)
+    service.refuse_if_late("", "de", "", time.monotonic() - 1.0)
+    service.refuse_if_late("en", "de", "", None)
 
 
 def test_max_request_seconds_ends_a_call_and_drops_its_work(copy_store: Path) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from dragoman.server.access import AccessControl
+from dragoman.server.batcher import Batcher
 from dragoman.server.cache import SentenceCache
 from dragoman.server.engine import Encoded, Seq2SeqModel
 from dragoman.server.errors import (
@@ -167,6 +168,9 @@ class Dragoman:
         self._in_flight = 0
         self._lock = threading.Lock()
         self._closing = False
+        # The first batcher each (source, target, model) of a request went to: adapters ask it
+        # whether a new call can finish in time before handing the call to a worker thread.
+        self._pair_batchers: dict[tuple[str, str, str], Batcher] = {}
 
     def _model_changed(self, name: str) -> None:
         """A model was reinstalled or removed: its cached sentences are no use any more."""
@@ -182,14 +186,34 @@ class Dragoman:
         longer, and the batcher drops the call's work once it passes."""
         return self._capped(monotonic_deadline(seconds_left))
 
-    def _check_time(self, route: Route | None, deadline: float | None) -> None:
+    def refuse_if_late(
+        self, source: str, target: str, model: str, deadline: float | None
+    ) -> None:
+        """Raise Overloaded when a request for this pair (as the caller gave it) cannot be
+        decoded before ``deadline``: a lock-free look-up and one estimate, cheap enough for an
+        adapter's event loop, so a refusal under overload never waits for a worker thread.
+        Unknown pairs and detected sources pass (``translate`` checks them again)."""
+        if deadline is None or not source.strip():
+            return
+        batcher = self._pair_batchers.get((source.strip(), target.strip(), model.strip()))
+        if batcher is not None:
+            batcher.check_deadline(deadline)
+
+    def _check_time(
+        self, route: Route | None, deadline: float | None,
+        pair: tuple[str, str, str] | None = None,
+    ) -> None:
         """Refuse (Overloaded) before any segmenting or tokenising when the first model's
         queue alone cannot be decoded before ``deadline``; the batcher checks again with the
         request's own tokens."""
-        if route is None or deadline is None:
+        if route is None:
             return
         loaded = self.registry.loaded(route.legs[0].model)
-        if loaded is not None:
+        if loaded is None:
+            return
+        if pair is not None and pair[0]:
+            self._pair_batchers[pair] = loaded.batcher
+        if deadline is not None:
             loaded.batcher.check_deadline(deadline)
 
     def _capped(self, deadline: float | None) -> float | None:
@@ -309,7 +333,8 @@ class Dragoman:
                 req.id, req.text, source, target, (), detected=detected))
         route = self.registry.route(source, target, self._check_model(req.model))
         terms = self._terms(req, source, target)
-        self._check_time(route, deadline)
+        self._check_time(route, deadline, (
+            req.source_language.strip(), req.target_language.strip(), req.model.strip()))
         return self._tracked(self._translate_routed, req, route, source, target, detected,
                              deadline, terms)
 

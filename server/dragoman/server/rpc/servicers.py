@@ -58,9 +58,12 @@ class _Calls:
 
     async def run(
         self, context: grpc.aio.ServicerContext, fn: Callable[..., Future[Any]], *args: Any,
-        chars: int = 0,
+        chars: int = 0, pair: tuple[str, str, str] | None = None,
     ) -> Any:
         """Await ``fn(*args, deadline)``; raises DragomanError for the caller to map.
+
+        ``pair`` (source, target, model as requested) lets a call that cannot finish before
+        its deadline be refused before it is handed to a worker thread.
 
         ``chars`` are charged to the caller's key before any work (refunded when the service
         refuses the call outright). The deadline is the caller's, capped by
@@ -69,6 +72,8 @@ class _Calls:
         """
         service = self.service
         deadline = service.request_deadline(context.time_remaining())
+        if pair is not None:  # on the loop: a refusal under overload costs microseconds
+            service.refuse_if_late(*pair, deadline)
         principal = None
         if chars and service.access.required:
             principal = principal_of(service.access, context)
@@ -109,10 +114,10 @@ class _Calls:
 
     async def call(
         self, context: grpc.aio.ServicerContext, fn: Callable[..., Future[Any]], *args: Any,
-        chars: int = 0,
+        chars: int = 0, pair: tuple[str, str, str] | None = None,
     ) -> Any:
         try:
-            return await self.run(context, fn, *args, chars=chars)
+            return await self.run(context, fn, *args, chars=chars, pair=pair)
         except DragomanError as exc:
             code, message = status_of(exc)
             await context.abort(code, message)
@@ -134,6 +139,10 @@ class _Calls:
             await context.abort(grpc.StatusCode.INTERNAL, "internal error (see the server log)")
 
 
+def _pair(req: pb.TranslateRequest) -> tuple[str, str, str]:
+    return req.source_language, req.target_language, req.model
+
+
 def _cancel_result(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and task.exception() is None:
         task.result().cancel()
@@ -149,7 +158,8 @@ class TranslationServicer(pb_grpc.TranslationServiceServicer):
         return self._calls.service.translate(convert.translate_input(req), deadline)
 
     async def Translate(self, request: pb.TranslateRequest, context: grpc.aio.ServicerContext) -> pb.TranslateResponse:
-        out = await self._calls.call(context, self._translate, request, chars=len(request.text))
+        out = await self._calls.call(context, self._translate, request, chars=len(request.text),
+                                     pair=_pair(request))
         return convert.translate_response(out)
 
     async def TranslateStream(
@@ -172,7 +182,8 @@ class TranslationServicer(pb_grpc.TranslationServiceServicer):
         async def one(req: pb.TranslateRequest) -> None:
             nonlocal unsent
             try:
-                out = await self._calls.run(context, self._translate, req, chars=len(req.text))
+                out = await self._calls.run(context, self._translate, req, chars=len(req.text),
+                                            pair=_pair(req))
                 resp = convert.translate_response(out)
             except DragomanError as exc:
                 code, message = status_of(exc)
