@@ -570,6 +570,41 @@ def plain_text(text: str, tokens: list[_Token], unescape: bool) -> Parsed:
     )
 
 
+def sentence_in(text: str, parsed: Parsed, first: int, last: int, a: int, b: int,
+                escape: bool) -> InlineSentence:
+    """The sentence at plain ``[a, b)`` of ``parsed``, with the markup of tokens
+    ``[first, last)`` (an element whose other half lies outside becomes a void)."""
+    tags: list[Tag] = []
+    open_stack: list[int] = []
+    tag_of: dict[int, int] = {}
+    size = b - a
+    for n in range(max(first, 0), last):
+        token = parsed.tokens[n]
+        if token.kind == "text":
+            continue
+        pa, pb = parsed.token_plain[n]
+        pa, pb = min(max(pa - a, 0), size), min(max(pb - a, 0), size)
+        parent = open_stack[-1] if open_stack else -1
+        kind = token.kind
+        if kind in ("open", "close") and not first <= token.mate < last:
+            kind = VOID
+        if kind == "open":
+            tag_of[n] = len(tags)
+            tags.append(Tag(PAIR, text[token.start:token.end], "", pa, pa, parent, len(open_stack)))
+            open_stack.append(len(tags) - 1)
+        elif kind == "close":
+            k = tag_of[token.mate]
+            old = tags[k]
+            tags[k] = Tag(PAIR, old.open, text[token.start:token.end], old.start, pa, old.parent,
+                          old.depth)
+            open_stack.remove(k)
+        else:
+            output = text[token.start:token.end] if token.output is None else token.output
+            tags.append(Tag(kind, output, "", pa, pb if kind == ATOM else pa, parent,
+                            len(open_stack), token.find if kind == ATOM else ""))
+    return InlineSentence(parsed.plain[a:b], tuple(tags), escape)
+
+
 def make_sentence(text: str, parsed: Parsed, escape: bool) -> InlineSentence:
     """The sentence of ``parsed`` (a whole unit: every pair matched inside it)."""
     tags: list[Tag] = []

@@ -7,6 +7,7 @@ whitespace, markup and code around them are kept exactly as they came.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import html
 import logging
@@ -27,6 +28,7 @@ from dragoman.server.text.inline import (
     InlineSentence,
     html_tokens,
     make_sentence,
+    sentence_in,
     markdown_tokens,
     place,
     plain_text,
@@ -291,6 +293,10 @@ def _assemble(text: str, spans: Iterator[Span], fmt: TextFormat,
 
 def _inline_gap(text: str, start: int, end: int) -> bool:
     """Whether ``text[start:end]`` (between two text nodes) holds only inline markup."""
+    m = TAG.fullmatch(text, start, end)
+    if m is not None and m.group("tag"):  # the usual gap: one tag
+        name = m.group("tag").lower()
+        return name in VOID_INLINE or name in INLINE_ELEMENTS
     tokens = html_tokens(text, start, end)
     return tokens is not None and all(
         t.kind != "text" or not text[t.start:t.end].strip() for t in tokens)
@@ -347,80 +353,112 @@ def _inline_units(
         for t in html_tokens_fallback(text, start, end):
             yield from _html_spans(text, *t, language)
         return
+    if all(t.kind == "text" for t in tokens):  # no markup at all: the plain way, faster
+        if fmt is TextFormat.HTML:
+            yield from _html_spans(text, start, end, language)
+        else:
+            yield from _segment(text, start, end, language)
+        return
     parsed = plain_text(text, tokens, fmt is TextFormat.HTML)
     plain = parsed.plain
     units = [[a, b] for a, b in _segment(plain, 0, len(plain), language)]
 
+    token_starts = [t.start for t in tokens]
+    # letters[i]: letters of text (not atoms) in plain[:i], to spot sentences of atoms only.
+    letters = [0] * (len(plain) + 1)
+    from_text = bytearray(len(plain))
+    for k, t in enumerate(tokens):
+        if t.kind == "text":
+            pa, pb = parsed.token_plain[k]
+            from_text[pa:pb] = b"\x01" * (pb - pa)
+    count = 0
+    for i, c in enumerate(plain):
+        if from_text[i] and c.isalpha():
+            count += 1
+        letters[i + 1] = count
+
     def raw_span(a: int, b: int) -> tuple[int, int]:
         lo, hi = parsed.raw_start[a], parsed.raw_end[b - 1]
         # Take in the tags right before and after (only whitespace between).
-        k = next(k for k, t in enumerate(tokens) if t.start <= lo < t.end)
+        k = bisect.bisect_right(token_starts, lo) - 1
         if not text[tokens[k].start:lo].strip():
-            for t in reversed(tokens[:k]):
+            for t in reversed(tokens[max(0, k - 64):k]):
                 if t.kind in ("open", VOID):
                     lo = t.start
                 elif t.kind != "text" or text[t.start:t.end].strip():
                     break
-        k = next(k for k, t in enumerate(tokens) if t.start < hi <= t.end)
+        k = bisect.bisect_left(token_starts, hi) - 1
         if not text[hi:tokens[k].end].strip():
-            for t in tokens[k + 1:]:
+            for t in tokens[k + 1:k + 65]:
                 if t.kind in ("close", VOID):
                     hi = t.end
                 elif t.kind != "text" or text[t.start:t.end].strip():
                     break
         return lo, hi
 
-    atoms = [parsed.token_plain[k] for k, t in enumerate(tokens) if t.kind == ATOM]
-    merged = True
-    while merged and len(units) > 1:
-        merged = False
-        spans = [raw_span(a, b) for a, b in units]
-        for n, (lo, hi) in enumerate(spans):
-            a, b = units[n]
-            # A sentence end inside an atom's text ("<code>a. b</code>") would cut it.
-            # -1: merge with the sentence before, +1: after, 0: whole as it is. A sentence
-            # end inside an atom's text ("<code>a. b</code>") or an element cut in two.
-            way = 0
-            if any(pa < a < pb for pa, pb in atoms):
-                way = -1
-            elif any(pa < b < pb for pa, pb in atoms):
-                way = 1
-            for t in tokens:
-                if way or t.kind != "open" or t.mate < 0:
-                    continue
-                close = tokens[t.mate]
-                inside_open = lo <= t.start and t.end <= hi
-                inside_close = lo <= close.start and close.end <= hi
-                if inside_open and not inside_close:
-                    way = 1
-                elif inside_close and not inside_open:
-                    way = -1
-            if way:
-                other = min(max(n + way, 0), len(units) - 1)
-                if other == n:
-                    other = n - way
-                first, last = sorted((n, other))
-                units[first:last + 1] = [[units[first][0], units[last][1]]]
-                merged = True
-            if merged:
-                break
+    units = _keep_elements_whole(units, tokens, parsed.token_plain)
     floor = start
     for a, b in units:
         lo, hi = raw_span(a, b)
         lo = max(lo, floor)  # a void tag between two sentences goes with the first
         floor = hi
-        sub = _tokens(text, lo, hi, fmt, terms)
-        if not sub:
+        first = bisect.bisect_right(token_starts, lo) - 1
+        last = bisect.bisect_left(token_starts, hi)
+        if all(t.kind == "text" for t in tokens[max(first, 0):last]):
+            yield parsed.raw_start[a], parsed.raw_end[b - 1]  # text between the tags, as it is
             continue
-        sub_plain = plain_text(text, sub, fmt is TextFormat.HTML)
-        if not any(c.isalpha() for k, t in enumerate(sub) if t.kind == "text"
-                   for c in sub_plain.plain[slice(*sub_plain.token_plain[k])]):
+        if letters[b] == letters[a]:
             continue  # nothing to translate outside code, URLs and other atoms
-        if any(t.kind != "text" for t in sub):
-            marks[(lo, hi)] = make_sentence(text, sub_plain, fmt is TextFormat.HTML)
-        else:  # no markup: the piece is exactly the sentence's text
-            lo, hi = sub_plain.raw_start[0], sub_plain.raw_end[-1]
+        marks[(lo, hi)] = sentence_in(text, parsed, first, last, a, b, fmt is TextFormat.HTML)
         yield lo, hi
+
+
+def _keep_elements_whole(
+    units: list[list[int]], tokens: list, token_plain: list[tuple[int, int]],  # type: ignore[type-arg]
+) -> list[list[int]]:
+    """Sentences joined where an element or atom would be cut by a sentence end: each such
+    element asks for the sentences from its start to its end to be one (linear time)."""
+    if len(units) < 2:
+        return units
+    starts = [a for a, _ in units]
+    ends = [b for _, b in units]
+    wanted: list[tuple[int, int]] = []
+
+    def opening(p: int) -> int:  # the sentence an opening tag at plain offset p belongs to
+        i = bisect.bisect_right(starts, p) - 1
+        return i if i >= 0 and ends[i] > p else i + 1
+
+    def closing(p: int) -> int:  # ... and a closing tag
+        i = bisect.bisect_left(ends, p)
+        return i if i < len(units) and starts[i] < p else i - 1
+
+    for k, t in enumerate(tokens):
+        if t.kind == "open" and t.mate > k:
+            first, last = opening(token_plain[k][0]), closing(token_plain[t.mate][0])
+        elif t.kind == ATOM:
+            pa, pb = token_plain[k]
+            first, last = bisect.bisect_right(ends, pa), bisect.bisect_left(starts, pb) - 1
+        else:
+            continue
+        if 0 <= first < last < len(units):
+            wanted.append((first, last))
+    if not wanted:
+        return units
+    wanted.sort()
+    merged: list[list[int]] = []
+    position = 0
+    for first, last in wanted:
+        if first < position:  # inside the group just made: extend it
+            if last >= position:
+                group_first = merged[-1][2]
+                merged[-1] = [starts[group_first], ends[last], group_first]
+                position = last + 1
+            continue
+        merged.extend([units[i][0], units[i][1], i] for i in range(position, first))
+        merged.append([starts[first], ends[last], first])
+        position = last + 1
+    merged.extend([units[i][0], units[i][1], i] for i in range(position, len(units)))
+    return [[a, b] for a, b, _ in merged]
 
 
 def html_tokens_fallback(text: str, start: int, end: int) -> list[Span]:
@@ -432,7 +470,11 @@ def _protected(text: str, spans: Iterator[Span], fmt: TextFormat, terms: Terms |
                marks: dict[Span, InlineSentence]) -> Iterator[Span]:
     """Plain and wrapped text: sentences holding URLs, addresses, mentions, hashtags or the
     caller's terms get them as atoms (verbatim, or the glossary's target term)."""
+    pattern = (terms or Terms()).pattern()
     for a, b in spans:
+        if not pattern.search(text, a, b):
+            yield a, b
+            continue
         tokens = protected_tokens(text, a, b, terms)
         if any(t.kind == ATOM for t in tokens):
             parsed = plain_text(text, tokens, False)
