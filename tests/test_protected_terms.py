@@ -194,3 +194,11 @@ def test_glossary_terms_replace_the_aligned_words(swap_server) -> None:  # type:
     print(f"\nglossary placement on the word-swapping model: {right}/{cases} sentences with every "
           f"term on the right word ({100 * right / cases:.0f}%)")
     assert right == cases
+
+
+def test_cross_lingual_summary_keeps_protected_spans(server) -> None:  # type: ignore[no-untyped-def]
+    text = "Read the report at https://example.org/Report_2024 today. The council met on Monday."
+    with Client(server.address, timeout=WAIT) as client:
+        summary = client.summarise(text, target="de", language="en", method="extractive",
+                                   max_sentences=2).summary
+    assert "https://example.org/Report_2024" in summary and "rEAD" in summary

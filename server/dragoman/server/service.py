@@ -532,10 +532,12 @@ class Dragoman:
                 return completed(SummariseOutput(
                     req.id, summary, language, target, used, models, passes, count))
             doc = split_document(summary, language)
+            align = [doc.markup(n) is not None for n in range(len(doc.sentence_index))]
             return then(
-                self.translate_sentences(route, doc.sentences, 0, deadline, self._paragraphs(doc)),
+                self.translate_sentences(route, doc.sentences, 0, deadline, self._paragraphs(doc),
+                                         align if any(align) else None),
                 lambda done: SummariseOutput(
-                    req.id, doc.rebuild(done.sentences), language, target, used,
+                    req.id, doc.rebuild(done.sentences, done.alignments), language, target, used,
                     models + route.models, passes, count,
                 ),
             )
