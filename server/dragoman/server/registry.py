@@ -115,6 +115,7 @@ class ModelRegistry:
                     logger.warning("model folder %s is broken and not served: %s",
                                    folder.name, folder.reason)
             self._unreadable = {folder.name: folder.reason for folder in unreadable}
+            self._refreshed_at = time.monotonic()
         for name in changed:
             logger.info("model %s was %s; %s", name,
                         "reinstalled" if name in models else "removed",
@@ -127,7 +128,6 @@ class ModelRegistry:
                 listener(name)
         if reload:
             self.preload(reload)
-            self._refreshed_at = time.monotonic()
 
     def broken(self) -> dict[str, str]:
         """Installed models that cannot be loaded and store folders that hold no readable
