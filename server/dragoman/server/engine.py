@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from dragoman.server.errors import InvalidInput
 from dragoman.server.manifest import Manifest
 from dragoman.server.memory import ModelShape, read_shape
@@ -66,7 +68,7 @@ class Hypothesis(tuple[str, ...]):
     """Output tokens; ``attention`` holds, for an ``align`` request, one row per output token
     over the source's text pieces (family prefix and suffix tokens left out)."""
 
-    attention: tuple[tuple[float, ...], ...] | None = None
+    attention: np.ndarray | None = None  # float32, output tokens x source pieces
 
 
 # Compute type of models whose manifest records no precision (Argos packages ship int8 weights).
@@ -281,34 +283,42 @@ class Seq2SeqModel:
                         self.name, caps[i], len(encoded.source),
                     )
                 outputs[i] = tuple(tokens)
-        for i, encoded in enumerate(batch):
-            if encoded.align:
-                outputs[i] = self._attention(encoded, outputs[i])
+        wanted = [i for i, encoded in enumerate(batch) if encoded.align]
+        if wanted:
+            attention = self._attention([batch[i] for i in wanted], [outputs[i] for i in wanted])
+            for i, hypothesis in zip(wanted, attention):
+                outputs[i] = hypothesis
         return outputs
 
-    def _attention(self, encoded: Encoded, tokens: tuple[str, ...]) -> Hypothesis:
-        """Attention of ``tokens`` over ``encoded``, from a forced greedy pass on it alone.
+    def _attention(
+        self, batch: Sequence[Encoded], outputs: Sequence[tuple[str, ...]]
+    ) -> list[Hypothesis]:
+        """Attention of each output over its source, from a forced greedy pass.
 
         Not from the decoding call itself: with CTranslate2 4.8.5, beam search over a padded
-        batch returns a wrong attention row for the first output token of the shorter
-        sentences. Re-decoding the chosen output as a target prefix, one sentence, greedy,
-        gives the attention of exactly those tokens (tests compare it with raw CTranslate2).
+        batch can return a wrong attention row for the first output token of the shorter
+        sentences. Re-decoding the chosen outputs as target prefixes with greedy search gives
+        the attention of exactly those tokens; padding does not change it (tests compare it
+        with raw CTranslate2 decoding each sentence alone).
         """
-        out = Hypothesis(tokens)
-        prefix = list(encoded.target_prefix)
-        result = self._translator.translate_batch(
-            [list(encoded.source)], target_prefix=[prefix + list(tokens)], beam_size=1,
-            max_decoding_length=len(prefix) + len(tokens) + 1, return_attention=True,
+        prefixes = [list(e.target_prefix) + list(tokens) for e, tokens in zip(batch, outputs)]
+        results = self._translator.translate_batch(
+            [list(e.source) for e in batch], target_prefix=prefixes, beam_size=1,
+            max_decoding_length=max(len(p) for p in prefixes) + 1, return_attention=True,
+            max_batch_size=self.runtime.max_batch_tokens, batch_type="tokens",
             max_input_length=0,
-        )[0]
-        rows = result.attention[0] if result.attention else []
-        first = len(self.manifest.source_prefix)
-        last = len(encoded.source) - len(self.manifest.source_suffix)
-        out.attention = tuple(
-            tuple(float(v) for v in row[first:last])
-            for row in rows[len(prefix):len(prefix) + len(tokens)]
         )
-        return out
+        hypotheses = []
+        first = len(self.manifest.source_prefix)
+        for encoded, tokens, result in zip(batch, outputs, results):
+            out = Hypothesis(tokens)
+            rows = result.attention[0] if result.attention else []
+            last = len(encoded.source) - len(self.manifest.source_suffix)
+            skip = len(encoded.target_prefix)
+            matrix = np.asarray(rows[skip:skip + len(tokens)], dtype=np.float32)
+            out.attention = matrix[:, first:last] if matrix.ndim == 2 else matrix.reshape(0, 0)
+            hypotheses.append(out)
+        return hypotheses
 
     def _translate(
         self, batch: Sequence[Encoded], options: DecodingOptions, max_len: int

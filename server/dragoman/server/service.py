@@ -548,7 +548,7 @@ class Dragoman:
 def _piece_alignment(model: Seq2SeqModel, encoded: Encoded, tokens: Sequence[str]) -> Alignment | None:
     """Word alignment of one decoded piece, from the attention the engine returned."""
     attention = getattr(tokens, "attention", None)
-    if not attention or model.manifest.text_prefix:
+    if attention is None or len(attention) == 0 or model.manifest.text_prefix:
         return None
     first = len(model.manifest.source_prefix)
     last = len(encoded.source) - len(model.manifest.source_suffix)
