@@ -14,13 +14,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from dragoman.client import Client
 from dragoman.server.batchjob.job import JobOptions, Reply, Request
 from dragoman.server.batchjob.local import open_local_engine
 from dragoman.server.batchjob.remote import RemoteEngine
+
 from tests.conftest import server_config
-from tests.test_batch import ENGLISH, article, local_env, read_jsonl, run_cli, translated
+from tests.test_batch import (
+    ENGLISH,
+    article,
+    local_env,
+    read_jsonl,
+    run_cli,
+    translated,
+)
 
 __all__ = ["local_env"]  # a fixture, used by name
 

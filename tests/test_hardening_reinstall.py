@@ -13,11 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
-
 from dragoman.client.cli import main
 from dragoman.server.rpc.app import ServerThread, build_service
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
+
 from tests.conftest import server_config
 
 SENTENCE = "The museum will reopen its doors after two years of renovation."
