@@ -8,17 +8,21 @@ unloaded, the new one loaded, and the model's cache entries dropped.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from dragoman.client.cli import main
 from dragoman.server.rpc.app import ServerThread, build_service
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
 
 from tests.conftest import server_config
+from tests.test_backpressure import wait_until
 
 SENTENCE = "The museum will reopen its doors after two years of renovation."
 
@@ -51,3 +55,19 @@ def test_a_forced_reinstall_reloads_the_model_and_drops_its_cache(
         assert again.text == SENTENCE, "still the old weights"
         assert again.cached_sentences == 0
         assert server.service.registry.loaded_names() == ["copy-en-de"]
+        assert len(server.service.cache) == 1
+
+        # Removed: unloaded, its sentences dropped, its health entry NOT_SERVING.
+        assert main(["models", "remove", "copy-en-de", "--models", str(store)]) == 0
+        stub.ListLanguages(pb.ListLanguagesRequest(), timeout=30)
+        assert len(server.service.cache) == 0
+        wait_until(lambda: server.service.registry.loaded_names() == [])
+        assert server.handle is not None
+        asyncio.run_coroutine_threadsafe(server.handle.report_models(), server.loop).result(30)
+        health = health_pb2_grpc.HealthStub(channel)
+        status = health.Check(health_pb2.HealthCheckRequest(
+            service="dragoman.model.copy-en-de"), timeout=10).status
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Translate(request, timeout=30)
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND

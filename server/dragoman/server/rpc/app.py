@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -89,6 +89,7 @@ class ServerHandle:
     metrics_server: http_observe.MetricsServer | None = None  # --metrics HOST:PORT
     translation: TranslationServicer | None = None  # its stream counters (tests, metrics)
     calls: _Calls | None = None  # the calls in flight, ended by the grace period
+    reported: set[str] = field(default_factory=set)  # models with a health entry
 
     def reload_tls(self) -> None:
         if self.tls is not None:
@@ -105,10 +106,13 @@ class ServerHandle:
 
     async def report_models(self) -> None:
         """Per-model health: SERVING when in memory, NOT_SERVING when installed but unloaded
-        or broken (a model that fails to load, a folder without a readable manifest)."""
+        or broken (a model that fails to load, a folder without a readable manifest) or
+        removed since it was last reported."""
         registry = self.service.registry
         loaded = set(registry.loaded_names())
-        for name in sorted({m.name for m in registry.installed} | set(registry.broken())):
+        names = {m.name for m in registry.installed} | set(registry.broken())
+        gone, self.reported = self.reported - names, names
+        for name in sorted(names | gone):
             await self.health.set(
                 MODEL_HEALTH_PREFIX + name,
                 health_pb2.HealthCheckResponse.SERVING if name in loaded
