@@ -1,9 +1,12 @@
-"""`dragoman batch --engine ray` on a local Ray instance (2 CPUs, 2 actors) gives the same
-records and error records as the in-process engine, for JSONL and for Parquet."""
+"""`dragoman batch --engine ray` on a two-node Ray cluster on loopback (a head with 1 CPU and
+a worker node with 2, separate raylets, shared by the whole module): the same records and error
+records as the in-process engine for every input format, and exactly-once output after the
+driver is killed -9 and after a node's worker processes are killed."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,9 +21,32 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def local_ray():  # type: ignore[no-untyped-def]
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
+    """A head node and one worker node, each its own raylet, on 127.0.0.1."""
+    import os
+
+    from ray.cluster_utils import Cluster
+
+    # Loopback only: without this Ray resolves 127.0.0.1 to the machine's address. Raylets,
+    # workers and the driver subprocesses inherit it.
+    saved = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray._private import ray_constants
+
+    saved_constant = ray_constants.ENABLE_RAY_CLUSTER  # read when ray was imported
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "include_dashboard": False, "node_ip_address": "127.0.0.1"})
+    cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    yield cluster
     ray.shutdown()
+    cluster.shutdown()
+    ray_constants.ENABLE_RAY_CLUSTER = saved_constant
+    if saved is None:
+        os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+    else:
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = saved
 
 
 def _records() -> list[dict[str, object]]:
@@ -128,3 +154,154 @@ def test_ray_jsonl_lines_end_at_newline_only(
     assert len(written) == 6
     for line, original in zip(sorted(written), sorted(lines)):
         assert line.startswith(original[:-1])  # carried bytes unchanged, results appended
+
+
+# -- kill -9 the driver, kill a node's workers, rerun ----------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _kill_test_input(path: Path, count: int) -> tuple[list[str], set[str]]:
+    """``count`` one-sentence records with carried fields in odd formats, and a few bad lines;
+    returns the raw good lines and the ids of the bad ones."""
+    good, bad = [], set()
+    with open(path, "w", encoding="utf-8") as handle:
+        for i in range(count):
+            if i % 500 == 250:
+                handle.write('{"id": "broken%d", "text": \n' % i)  # malformed: MALFORMED_RECORD
+                bad.add(f"line {i + 1}")
+                continue
+            line = ('{"id": "d%d", "rank": %d.50, "tags": ["a",  "\\u00e9"], "text": %s}'
+                    % (i, i, json.dumps(ENGLISH[i % len(ENGLISH)])))
+            handle.write(line + "\n")
+            good.append(line)
+    return good, bad
+
+
+def _driver(source: Path, out: Path, store: Path, address: str) -> "subprocess.Popen[str]":
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DRAGOMAN_MODELS": str(store), "DRAGOMAN_INTRA_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "client"), str(ROOT / "server")])}
+    return subprocess.Popen(
+        [sys.executable, "-m", "dragoman.client.cli", "batch", "translate", "--to", "de",
+         "--from", "en", "--engine", "ray", "--ray-address", address, "--actors", "2",
+         "--actor-cpus", "0.5", "--ray-block-kb", "4", "--in-flight", "16", "-v",
+         "--progress", "log", "--log-interval", "1", str(source), "-o", str(out)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_for_blocks(manifest: Path, count: int, proc: "subprocess.Popen[str]",
+                     timeout: float = 300.0) -> int:
+    """Wait until the manifest lists ``count`` committed blocks (polling the file)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = manifest.read_bytes().count(b"\n") if manifest.exists() else 0
+        if lines >= count:
+            return lines
+        if proc.poll() is not None:
+            raise AssertionError(f"the driver ended early: {proc.communicate()[1][-3000:]}")
+        time.sleep(0.02)
+    raise AssertionError(f"fewer than {count} blocks committed in {timeout}s")
+
+
+def _kill_node_workers(node: object) -> int:
+    """SIGKILL every Ray worker process of ``node`` (the children of its raylet)."""
+    import os
+    import signal
+
+    from ray._private import ray_constants
+
+    raylet = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid  # type: ignore[attr-defined]
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        # Workers retitle themselves "ray::IDLE", "ray::MapWorker(...)"; agents are no workers.
+        if ppid == raylet and cmdline.startswith(b"ray::") and b"Agent" not in cmdline:
+            os.kill(int(entry), signal.SIGKILL)
+            killed += 1
+    return killed
+
+
+def _plan_line(stderr: str) -> str:
+    return next(line for line in stderr.splitlines() if " committed by earlier runs" in line)
+
+
+def test_driver_and_node_kills_then_rerun_give_every_document_exactly_once(
+    tmp_path: Path, copy_store: Path, local_ray: object, swapcase: Callable[[str], str],
+) -> None:
+    cluster = local_ray
+    source = tmp_path / "many.jsonl"
+    good, bad = _kill_test_input(source, 3000)
+    out = tmp_path / "many_out"
+    manifest = out / "_MANIFEST.jsonl"
+    address = cluster.address  # type: ignore[attr-defined]
+
+    # Run 1: kill -9 the driver once 5 blocks are committed.
+    first = _driver(source, out, copy_store, address)
+    _wait_for_blocks(manifest, 5, first)
+    first.kill()
+    first.wait()
+    after_driver_kill = manifest.read_bytes().count(b"\n")
+    plan = json.loads((out / "_PLAN.json").read_text())
+    assert len(plan) >= 20
+
+    # Run 2: the same command; kill the worker node's workers 5 blocks later (its actor dies
+    # in the middle of a block; Ray restarts it and retries the block), and let it finish.
+    second = _driver(source, out, copy_store, address)
+    _wait_for_blocks(manifest, after_driver_kill + 5, second)
+    worker_node = next(iter(cluster.worker_nodes))  # type: ignore[attr-defined]
+    killed = _kill_node_workers(worker_node)
+    assert killed >= 1
+    at_node_kill = manifest.read_bytes().count(b"\n")
+    _, stderr = second.communicate(timeout=600)
+    assert second.returncode == 1, stderr[-3000:]  # 1: the bad lines are in the errors file
+    resumed = _plan_line(stderr)
+    assert f"{after_driver_kill} committed by earlier runs" in resumed, resumed
+    # The node's actor died mid-block: Ray restarted it and retried the block; none failed.
+    assert re.search(r"failed blocks +0 +0\n", stderr) and "BLOCK_FAILED" not in stderr
+    table = stderr[stderr.index("batch summary"):]
+    blocks_row = next(line for line in table.splitlines() if line.startswith("blocks"))
+
+    # Exactly once, in the output or the errors file; carried bytes unchanged.
+    lines = [line for part in sorted(out.glob("part-*.jsonl"))
+             for line in part.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == len(good) == len({json.loads(line)["id"] for line in lines})
+    by_id = {json.loads(line)["id"]: line for line in lines}
+    for original in good:
+        record = json.loads(original)
+        written = by_id[record["id"]]
+        assert written.startswith(original[:-1] + ", "), (original, written)
+        assert json.loads(written)["text_de"] == translated(record["text"], swapcase)
+    errors = read_jsonl(Path(f"{out}.errors.jsonl"))
+    assert sorted(e["location"] for e in errors) == sorted(bad)
+    assert {e["code"] for e in errors} == {"MALFORMED_RECORD"}
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert not (out / "_errors").exists() and not (out / "_input").exists()
+    entries = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert sorted(e["block"] for e in entries) == list(range(len(plan)))
+    print(f"\n{len(plan)} blocks of ~{len(good) // len(plan)} documents; driver killed after "
+          f"{after_driver_kill} committed blocks; rerun: {resumed.split('INFO')[-1].strip()}; "
+          f"{killed} worker processes of the worker node killed at {at_node_kill} committed "
+          f"blocks; the job then finished with no failed block ({blocks_row.split()[1:]} "
+          "blocks this run / job)")
+
+    # Run 3: a rerun of the finished job only reads the success marker.
+    third = _driver(source, out, copy_store, address)
+    _, stderr = third.communicate(timeout=300)
+    assert third.returncode == 1
+    assert "0 done, 0 failed, 3000 skipped" in stderr
+    assert sorted(e["block"] for e in
+                  map(json.loads, manifest.read_text().splitlines())) == list(range(len(plan)))
