@@ -19,8 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "serve",
         help="run the translation/summarisation server",
         description=(
-            "Run the Dragoman gRPC server. Every option also reads a DRAGOMAN_* environment "
-            "variable; a flag wins over the environment, which wins over the default."
+            "Run the Dragoman server: gRPC on --address, and HTTP on --http (LibreTranslate and "
+            "DeepL APIs, /v1 JSON, a web page at /). Every option also reads a DRAGOMAN_* "
+            "environment variable; a flag wins over the environment, which wins over the default."
         ),
     )
     try:
