@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from dragoman.server.confine import ensure_free_space
 from dragoman.server.errors import ModelNotFound, SourceUnavailable, StoreError
 
 logger = logging.getLogger(__name__)
@@ -192,8 +193,6 @@ def _transfer(url: str, part: _Part, expected: Expected, progress: Any, bar: Any
                 f"{what}: {_host(url)} serves {total} bytes, the index says {expected.size}"
             )
         if total is not None:
-            from dragoman.server.store import ensure_free_space
-
             ensure_free_space(part.path.parent, total - offset)
         if bar is None and progress is not None:
             bar = progress(total=total, initial=offset, unit="B", unit_scale=True,
