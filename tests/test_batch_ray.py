@@ -67,7 +67,7 @@ def _spec(inputs: list[Path], output: Path, store: Path):  # type: ignore[no-unt
     return RaySpec(
         inputs=tuple(str(p) for p in inputs), output=str(output),
         job=JobOptions("translate", "de"), fields=FieldOptions(), models=str(store),
-        options=RayOptions(actors=2, actor_cpus=0.5, block_docs=8, block_bytes=2048, window=8),
+        options=RayOptions(actors=2, actor_cpus=0.5, block_docs=3, block_bytes=2048, window=8),
     )
 
 
@@ -305,3 +305,107 @@ def test_driver_and_node_kills_then_rerun_give_every_document_exactly_once(
     assert "0 done, 0 failed, 3000 skipped" in stderr
     assert sorted(e["block"] for e in
                   map(json.loads, manifest.read_text().splitlines())) == list(range(len(plan)))
+
+
+# -- every input format, and a block that keeps failing ------------------------------------
+
+
+def _tree(folder: Path) -> None:
+    for i in range(7):
+        (folder / f"sub{i % 2}").mkdir(parents=True, exist_ok=True)
+        (folder / f"sub{i % 2}" / f"a{i}.txt").write_text(article(i))
+    (folder / "page.html").write_text(f"<html><body><p>{ENGLISH[3]}</p></body></html>")
+    (folder / "notes.md").write_text(f"# {ENGLISH[4]}\n\n{ENGLISH[5]}\n")
+    (folder / "empty.txt").write_text("")
+    (folder / "binary.txt").write_bytes(b"\x00\x01")
+
+
+@pytest.mark.parametrize("kind", ["folder", "zip", "tar.gz", "warc.gz"])
+def test_ray_reads_folders_archives_and_warc_like_local(
+    tmp_path: Path, copy_store: Path, local_ray: object, monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    """Expanded into JSONL blocks on the driver; records and errors as --local writes them."""
+    import shutil
+    import tarfile
+
+    from dragoman.server.batchjob.ray_engine import run_ray_job
+
+    from tests.test_batch import _write_warc
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    _tree(tree)
+    if kind == "folder":
+        source = tree
+    elif kind == "zip":
+        source = Path(shutil.make_archive(str(tmp_path / "docs"), "zip", tree))
+    elif kind == "tar.gz":
+        source = tmp_path / "docs.tar.gz"
+        with tarfile.open(source, "w:gz") as archive:
+            for path in sorted(tree.rglob("*")):
+                if path.is_file():
+                    archive.add(path, arcname=path.relative_to(tree).as_posix())
+    else:
+        source = tmp_path / "crawl.warc.gz"
+        _write_warc(source)
+    monkeypatch.setenv("DRAGOMAN_MODELS", str(copy_store))
+    local = tmp_path / "local.jsonl"
+    local_code = run_cli("translate", "--to", "de", "--local", str(source), "-o", str(local))
+    out = tmp_path / "ray_out"
+    spec = _spec([source], out, copy_store)
+    summary = run_ray_job(spec)
+    assert summary.exit_status == local_code
+    assert summary.total_blocks >= (1 if kind == "warc.gz" else 2)  # 3 documents per block
+    lines = [line for part in sorted(out.glob("part-*.jsonl"))
+             for line in part.read_text(encoding="utf-8").splitlines()]
+    assert lines == local.read_text(encoding="utf-8").splitlines()  # same records, same order
+    local_errors = tmp_path / "local.jsonl.errors.jsonl"
+    ray_errors = Path(f"{out}.errors.jsonl")
+    assert (ray_errors.read_bytes() if ray_errors.exists() else b"") == \
+        (local_errors.read_bytes() if local_errors.exists() else b"")
+    assert not (out / "_input").exists()
+
+
+def test_a_block_that_keeps_failing_goes_to_the_errors_file(
+    tmp_path: Path, copy_store: Path, local_ray: object, swapcase: Callable[[str], str],
+) -> None:
+    """A Parquet row group that cannot be decoded fails on every attempt: its rows become
+    BLOCK_FAILED records, the other row groups are translated, the job ends normally."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from dragoman.server.batchjob.progress import LogProgress
+    from dragoman.server.batchjob.ray_engine import run_ray_job
+
+    import io
+
+    source = tmp_path / "damaged.parquet"
+    rows = [{"id": f"p{i}", "text": ENGLISH[i]} for i in range(30)]
+    pq.write_table(pa.Table.from_pylist(rows), source, row_group_size=10, compression="snappy")
+    meta = pq.ParquetFile(source).metadata
+    data = bytearray(source.read_bytes())
+    for c in range(meta.num_columns):
+        chunk = meta.row_group(1).column(c)
+        start = chunk.dictionary_page_offset or chunk.data_page_offset
+        data[start + 4:start + chunk.total_compressed_size - 4] = \
+            b"\xff" * (chunk.total_compressed_size - 8)
+    source.write_bytes(bytes(data))
+    out = tmp_path / "damaged_out"
+    stream = io.StringIO()
+    progress = LogProgress(stream, interval=0.0, wants_total=True)
+    summary = run_ray_job(_spec([source], out, copy_store), progress)
+    assert (summary.done, summary.failed, summary.failed_blocks, summary.total_blocks) == \
+        (20, 10, 1, 3)
+    errors = read_jsonl(Path(f"{out}.errors.jsonl"))
+    assert [e["location"] for e in errors] == [f"row {i}" for i in range(10, 20)]
+    assert {e["code"] for e in errors} == {"BLOCK_FAILED"}
+    table = pa.concat_tables([pq.read_table(p) for p in sorted(out.glob("part-*.parquet"))])
+    assert table.column("id").to_pylist() == [f"p{i}" for i in [*range(10), *range(20, 30)]]
+    assert table.column("text_de").to_pylist() == [
+        translated(ENGLISH[i], swapcase) for i in [*range(10), *range(20, 30)]]
+    assert "1 failed blocks" in stream.getvalue() and "/30, ETA" in stream.getvalue()
+    # The same file on the local engine: the damaged row group's rows fail, the rest work.
+    local = tmp_path / "local.parquet"
+    assert run_cli("translate", "--to", "de", "--local", "--models", str(copy_store),
+                   str(source), "-o", str(local)) == 1
+    assert pq.read_table(local).column("id").to_pylist() == table.column("id").to_pylist()

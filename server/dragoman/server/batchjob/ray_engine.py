@@ -522,6 +522,9 @@ def _failed_block_errors(block: dict[str, Any], reason: str, options: ReaderOpti
         items = []
         reason = f"{reason}; the block cannot be read either: {exc}"
     where = f"block {block['id']} ({block.get('source') or block['path']})"
+    if not items and block["kind"] == "parquet":  # one record per row of the row group
+        items = [Rejected(n, f"row {block['row'] + n}", None, BLOCK_FAILED, reason)
+                 for n in range(int(block["docs"]))]
     if not items:
         items = [Rejected(0, where, None, BLOCK_FAILED, reason)]
     lines = []

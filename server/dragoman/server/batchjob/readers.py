@@ -552,27 +552,30 @@ class ParquetReader(_SourceReader):
         pq = _pyarrow_parquet()
         fields = self.options.fields
         ordinal = 0
-        try:
-            source = pq.ParquetFile(self.path)
-            for group in range(source.num_row_groups):
-                rows = source.metadata.row_group(group).num_rows
-                if ordinal + rows <= start:
-                    for _ in range(rows):
-                        yield Skipped(ordinal, f"row {ordinal}")
-                        ordinal += 1
-                    continue
-                for row in source.read_row_group(group).to_pylist():
-                    key = f"row {ordinal}"
-                    yield (Skipped(ordinal, key) if ordinal < start
-                           else parquet_row_item(row, ordinal, key, fields))
+        source = pq.ParquetFile(self.path)
+        for group in range(source.num_row_groups):
+            rows = source.metadata.row_group(group).num_rows
+            if ordinal + rows <= start:
+                for _ in range(rows):
+                    yield Skipped(ordinal, f"row {ordinal}")
                     ordinal += 1
-        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-            key = f"after row {ordinal}"
-            if ordinal >= start:
-                yield Rejected(ordinal, key, None, MALFORMED_INPUT,
-                               f"the Parquet file is damaged: {exc}")
-            else:
-                yield Skipped(ordinal, key)
+                continue
+            try:
+                records = source.read_row_group(group).to_pylist()
+            except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                # A damaged row group fails its rows; the other row groups are read.
+                for _ in range(rows):
+                    key = f"row {ordinal}"
+                    yield (Skipped(ordinal, key) if ordinal < start else
+                           Rejected(ordinal, key, None, MALFORMED_INPUT,
+                                    f"row group {group} is damaged: {exc}"))
+                    ordinal += 1
+                continue
+            for row in records:
+                key = f"row {ordinal}"
+                yield (Skipped(ordinal, key) if ordinal < start
+                       else parquet_row_item(row, ordinal, key, fields))
+                ordinal += 1
 
 
 # -- blocks: pieces of an input read on their own (the Ray engine's unit of work) ----------
