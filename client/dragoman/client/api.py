@@ -77,6 +77,7 @@ class TranslateInput:
     keep_terms: Sequence[str] | None = None
     glossary: Mapping[str, str] | None = None
     glossary_name: str | None = None
+    priority: str | None = None
 
 
 # Keys accepted in dict documents, mapped to TranslateInput fields (proto names work too).
@@ -93,6 +94,7 @@ _DICT_KEYS: dict[str, str] = {
     "keep_terms": "keep_terms",
     "glossary": "glossary",
     "glossary_name": "glossary_name",
+    "priority": "priority",
 }
 
 
@@ -179,6 +181,21 @@ def _text_format(name: str) -> int:
         raise InvalidArgument(
             f"format must be one of {', '.join(TEXT_FORMATS)}, got {name!r}"
         ) from None
+
+
+PRIORITIES = ("interactive", "bulk")
+
+
+def _priority(value: str | None) -> int:
+    """The request's scheduling class; None leaves it to the server (interactive for single
+    calls, bulk for streams)."""
+    if value is None:
+        return translation_pb2.PRIORITY_UNSPECIFIED
+    if value == "interactive":
+        return translation_pb2.PRIORITY_INTERACTIVE
+    if value == "bulk":
+        return translation_pb2.PRIORITY_BULK
+    raise InvalidArgument(f"priority must be one of {', '.join(PRIORITIES)}, got {value!r}")
 
 
 def _model(value: str | None) -> str:
@@ -292,6 +309,7 @@ class Client:
         keep_terms: Sequence[str] | None = None,
         glossary: Mapping[str, str] | None = None,
         glossary_name: str | None = None,
+        priority: str | None = None,
         timeout: float | None = None,
     ) -> Translation:
         """Translate one document into `target`; the source language is detected when None.
@@ -301,6 +319,8 @@ class Client:
         does not serve the pair InvalidArgument. `keep_terms` come back verbatim (as URLs,
         addresses, @mentions, #hashtags and inline code always do); `glossary` maps source
         terms to the target terms to use, on top of the server's glossary `glossary_name`.
+        `priority` "interactive" (the server's default for this call) or "bulk" (decoded after
+        interactive work, in the places it leaves free).
         """
         request = _build(
             translation_pb2.TranslateRequest,
@@ -311,6 +331,7 @@ class Client:
             format=_text_format(format),
             beam_size=_count("beam_size", beam_size),
             model=_model(model),
+            priority=_priority(priority),
             **_terms(keep_terms, glossary, glossary_name),
         )
         result = Translation.from_proto(self._call(self._translation.Translate, request, timeout))
@@ -330,6 +351,7 @@ class Client:
         keep_terms: Sequence[str] | None = None,
         glossary: Mapping[str, str] | None = None,
         glossary_name: str | None = None,
+        priority: str | None = None,
         timeout: float | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         on_error: Literal["raise", "yield"] = "raise",
@@ -339,7 +361,8 @@ class Client:
         Each result carries its document's id; documents without one (and plain strings) get
         their position in `docs` as id. `docs` is read lazily with at most `max_in_flight`
         documents unanswered, so an archive of any size streams in bounded memory. `timeout` is
-        a deadline for the whole stream and defaults to none.
+        a deadline for the whole stream and defaults to none. `priority` defaults to the
+        server's choice for streams, "bulk"; "interactive" puts the documents ahead of bulk work.
 
         A document the server rejects raises its exception ("document '<id>': ...") and ends
         the stream when `on_error="raise"`; with `on_error="yield"` it comes back as a result
@@ -359,9 +382,10 @@ class Client:
         defaults = TranslateInput(
             text="", source=source, target=target, format=format, beam_size=beam_size,
             model=_model(model), keep_terms=keep_terms, glossary=glossary,
-            glossary_name=glossary_name,
+            glossary_name=glossary_name, priority=priority,
         )
         _terms(keep_terms, glossary, glossary_name)
+        _priority(priority)
         _text_format(format)
         _count("beam_size", beam_size)
         deadline = None if timeout is None else resolve_timeout(timeout)
@@ -435,12 +459,13 @@ class Client:
         format: str = "plain",
         id: str = "",
         model: str | None = None,
+        priority: str | None = None,
         timeout: float | None = None,
     ) -> Summary:
         """Summarise `text` (language detected when None), translated into `target` if given.
 
         `model` names the abstractive summariser to use (implying the abstractive method);
-        None lets the server choose.
+        None lets the server choose. `priority`: "interactive" (default) or "bulk".
         """
         try:
             method_value = SUMMARY_METHODS[method]
@@ -459,6 +484,7 @@ class Client:
             max_words=_count("max_words", max_words),
             format=_text_format(format),
             model=_model(model),
+            priority=_priority(priority),
         )
         return Summary.from_proto(self._call(self._summarisation.Summarise, request, timeout))
 
@@ -593,6 +619,7 @@ def _request_for(
         format=_text_format(text_format or "plain"),
         beam_size=_count("beam_size", beam_size or 0),
         model=_model(item.model if item.model is not None else defaults.model),
+        priority=_priority(item.priority if item.priority is not None else defaults.priority),
         **_terms(
             item.keep_terms if item.keep_terms is not None else defaults.keep_terms,
             item.glossary if item.glossary is not None else defaults.glossary,

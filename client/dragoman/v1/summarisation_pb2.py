@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from dragoman.v1 import translation_pb2 as dragoman_dot_v1_dot_translation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x64ragoman/v1/summarisation.proto\x12\x0b\x64ragoman.v1\x1a\x1d\x64ragoman/v1/translation.proto\"\xe5\x01\n\x10SummariseRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x17\n\x0ftarget_language\x18\x04 \x01(\t\x12*\n\x06method\x18\x05 \x01(\x0e\x32\x1a.dragoman.v1.SummaryMethod\x12\x15\n\rmax_sentences\x18\x06 \x01(\r\x12\x11\n\tmax_words\x18\x07 \x01(\r\x12\'\n\x06\x66ormat\x18\x08 \x01(\x0e\x32\x17.dragoman.v1.TextFormat\x12\r\n\x05model\x18\t \x01(\t\"\xc9\x01\n\x11SummariseResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12*\n\x06method\x18\x04 \x01(\x0e\x32\x1a.dragoman.v1.SummaryMethod\x12\r\n\x05model\x18\x05 \x01(\t\x12\x0e\n\x06models\x18\x06 \x03(\t\x12\x17\n\x0ftarget_language\x18\x07 \x01(\t\x12\x0e\n\x06passes\x18\x08 \x01(\r\x12\x11\n\tsentences\x18\t \x01(\r*n\n\rSummaryMethod\x12\x1e\n\x1aSUMMARY_METHOD_UNSPECIFIED\x10\x00\x12\x1d\n\x19SUMMARY_METHOD_EXTRACTIVE\x10\x01\x12\x1e\n\x1aSUMMARY_METHOD_ABSTRACTIVE\x10\x02\x32\x62\n\x14SummarisationService\x12J\n\tSummarise\x12\x1d.dragoman.v1.SummariseRequest\x1a\x1e.dragoman.v1.SummariseResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x64ragoman/v1/summarisation.proto\x12\x0b\x64ragoman.v1\x1a\x1d\x64ragoman/v1/translation.proto\"\x8e\x02\n\x10SummariseRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x17\n\x0ftarget_language\x18\x04 \x01(\t\x12*\n\x06method\x18\x05 \x01(\x0e\x32\x1a.dragoman.v1.SummaryMethod\x12\x15\n\rmax_sentences\x18\x06 \x01(\r\x12\x11\n\tmax_words\x18\x07 \x01(\r\x12\'\n\x06\x66ormat\x18\x08 \x01(\x0e\x32\x17.dragoman.v1.TextFormat\x12\r\n\x05model\x18\t \x01(\t\x12\'\n\x08priority\x18\n \x01(\x0e\x32\x15.dragoman.v1.Priority\"\xc9\x01\n\x11SummariseResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12*\n\x06method\x18\x04 \x01(\x0e\x32\x1a.dragoman.v1.SummaryMethod\x12\r\n\x05model\x18\x05 \x01(\t\x12\x0e\n\x06models\x18\x06 \x03(\t\x12\x17\n\x0ftarget_language\x18\x07 \x01(\t\x12\x0e\n\x06passes\x18\x08 \x01(\r\x12\x11\n\tsentences\x18\t \x01(\r*n\n\rSummaryMethod\x12\x1e\n\x1aSUMMARY_METHOD_UNSPECIFIED\x10\x00\x12\x1d\n\x19SUMMARY_METHOD_EXTRACTIVE\x10\x01\x12\x1e\n\x1aSUMMARY_METHOD_ABSTRACTIVE\x10\x02\x32\x62\n\x14SummarisationService\x12J\n\tSummarise\x12\x1d.dragoman.v1.SummariseRequest\x1a\x1e.dragoman.v1.SummariseResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dragoman.v1.summarisation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUMMARYMETHOD']._serialized_start=515
-  _globals['_SUMMARYMETHOD']._serialized_end=625
+  _globals['_SUMMARYMETHOD']._serialized_start=556
+  _globals['_SUMMARYMETHOD']._serialized_end=666
   _globals['_SUMMARISEREQUEST']._serialized_start=80
-  _globals['_SUMMARISEREQUEST']._serialized_end=309
-  _globals['_SUMMARISERESPONSE']._serialized_start=312
-  _globals['_SUMMARISERESPONSE']._serialized_end=513
-  _globals['_SUMMARISATIONSERVICE']._serialized_start=627
-  _globals['_SUMMARISATIONSERVICE']._serialized_end=725
+  _globals['_SUMMARISEREQUEST']._serialized_end=350
+  _globals['_SUMMARISERESPONSE']._serialized_start=353
+  _globals['_SUMMARISERESPONSE']._serialized_end=554
+  _globals['_SUMMARISATIONSERVICE']._serialized_start=668
+  _globals['_SUMMARISATIONSERVICE']._serialized_end=766
 # @@protoc_insertion_point(module_scope)

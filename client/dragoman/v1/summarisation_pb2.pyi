@@ -18,7 +18,7 @@ SUMMARY_METHOD_EXTRACTIVE: SummaryMethod
 SUMMARY_METHOD_ABSTRACTIVE: SummaryMethod
 
 class SummariseRequest(_message.Message):
-    __slots__ = ("id", "text", "language", "target_language", "method", "max_sentences", "max_words", "format", "model")
+    __slots__ = ("id", "text", "language", "target_language", "method", "max_sentences", "max_words", "format", "model", "priority")
     ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class SummariseRequest(_message.Message):
     MAX_WORDS_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     id: str
     text: str
     language: str
@@ -37,7 +38,8 @@ class SummariseRequest(_message.Message):
     max_words: int
     format: _translation_pb2.TextFormat
     model: str
-    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., language: _Optional[str] = ..., target_language: _Optional[str] = ..., method: _Optional[_Union[SummaryMethod, str]] = ..., max_sentences: _Optional[int] = ..., max_words: _Optional[int] = ..., format: _Optional[_Union[_translation_pb2.TextFormat, str]] = ..., model: _Optional[str] = ...) -> None: ...
+    priority: _translation_pb2.Priority
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., language: _Optional[str] = ..., target_language: _Optional[str] = ..., method: _Optional[_Union[SummaryMethod, str]] = ..., max_sentences: _Optional[int] = ..., max_words: _Optional[int] = ..., format: _Optional[_Union[_translation_pb2.TextFormat, str]] = ..., model: _Optional[str] = ..., priority: _Optional[_Union[_translation_pb2.Priority, str]] = ...) -> None: ...
 
 class SummariseResponse(_message.Message):
     __slots__ = ("id", "summary", "language", "method", "model", "models", "target_language", "passes", "sentences")

@@ -24,37 +24,39 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x64ragoman/v1/translation.proto\x12\x0b\x64ragoman.v1\"\x82\x02\n\x10TranslateRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x17\n\x0fsource_language\x18\x03 \x01(\t\x12\x17\n\x0ftarget_language\x18\x04 \x01(\t\x12\'\n\x06\x66ormat\x18\x05 \x01(\x0e\x32\x17.dragoman.v1.TextFormat\x12\x11\n\tbeam_size\x18\x06 \x01(\r\x12\r\n\x05model\x18\x07 \x01(\t\x12\x12\n\nkeep_terms\x18\x08 \x03(\t\x12,\n\x08glossary\x18\t \x03(\x0b\x32\x1a.dragoman.v1.GlossaryEntry\x12\x15\n\rglossary_name\x18\n \x01(\t\"/\n\rGlossaryEntry\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\"\x80\x02\n\x11TranslateResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x17\n\x0fsource_language\x18\x03 \x01(\t\x12\x17\n\x0ftarget_language\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x0e\n\x06models\x18\x06 \x03(\t\x12\x16\n\x0epivot_language\x18\x07 \x01(\t\x12\x10\n\x08\x64\x65tected\x18\x08 \x01(\x08\x12\x11\n\tsentences\x18\t \x01(\r\x12\x18\n\x10\x63\x61\x63hed_sentences\x18\n \x01(\r\x12)\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x1a.dragoman.v1.DocumentError\".\n\rDocumentError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"%\n\x15\x44\x65tectLanguageRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\"5\n\rLanguageScore\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\"n\n\x16\x44\x65tectLanguageResponse\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12.\n\ncandidates\x18\x03 \x03(\x0b\x32\x1a.dragoman.v1.LanguageScore\"\x16\n\x14ListLanguagesRequest\"h\n\x0cLanguagePair\x12\x17\n\x0fsource_language\x18\x01 \x01(\t\x12\x17\n\x0ftarget_language\x18\x02 \x01(\t\x12\x0e\n\x06models\x18\x03 \x03(\t\x12\x16\n\x0epivot_language\x18\x04 \x01(\t\"k\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x18\n\x10source_languages\x18\x03 \x03(\t\x12\x18\n\x10target_languages\x18\x04 \x03(\t\x12\x0e\n\x06loaded\x18\x05 \x01(\x08\"\xa8\x01\n\x15ListLanguagesResponse\x12(\n\x05pairs\x18\x01 \x03(\x0b\x32\x19.dragoman.v1.LanguagePair\x12\x1f\n\x17summarisation_languages\x18\x02 \x03(\t\x12&\n\x06models\x18\x03 \x03(\x0b\x32\x16.dragoman.v1.ModelInfo\x12\x1c\n\x14\x65xtractive_summaries\x18\x04 \x01(\x08*\x89\x01\n\nTextFormat\x12\x1b\n\x17TEXT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11TEXT_FORMAT_PLAIN\x10\x01\x12\x14\n\x10TEXT_FORMAT_HTML\x10\x02\x12\x18\n\x14TEXT_FORMAT_MARKDOWN\x10\x03\x12\x17\n\x13TEXT_FORMAT_WRAPPED\x10\x04\x32\xe9\x02\n\x12TranslationService\x12J\n\tTranslate\x12\x1d.dragoman.v1.TranslateRequest\x1a\x1e.dragoman.v1.TranslateResponse\x12T\n\x0fTranslateStream\x12\x1d.dragoman.v1.TranslateRequest\x1a\x1e.dragoman.v1.TranslateResponse(\x01\x30\x01\x12Y\n\x0e\x44\x65tectLanguage\x12\".dragoman.v1.DetectLanguageRequest\x1a#.dragoman.v1.DetectLanguageResponse\x12V\n\rListLanguages\x12!.dragoman.v1.ListLanguagesRequest\x1a\".dragoman.v1.ListLanguagesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x64ragoman/v1/translation.proto\x12\x0b\x64ragoman.v1\"\xab\x02\n\x10TranslateRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x17\n\x0fsource_language\x18\x03 \x01(\t\x12\x17\n\x0ftarget_language\x18\x04 \x01(\t\x12\'\n\x06\x66ormat\x18\x05 \x01(\x0e\x32\x17.dragoman.v1.TextFormat\x12\x11\n\tbeam_size\x18\x06 \x01(\r\x12\r\n\x05model\x18\x07 \x01(\t\x12\x12\n\nkeep_terms\x18\x08 \x03(\t\x12,\n\x08glossary\x18\t \x03(\x0b\x32\x1a.dragoman.v1.GlossaryEntry\x12\x15\n\rglossary_name\x18\n \x01(\t\x12\'\n\x08priority\x18\x0b \x01(\x0e\x32\x15.dragoman.v1.Priority\"/\n\rGlossaryEntry\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\"\x80\x02\n\x11TranslateResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x17\n\x0fsource_language\x18\x03 \x01(\t\x12\x17\n\x0ftarget_language\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x0e\n\x06models\x18\x06 \x03(\t\x12\x16\n\x0epivot_language\x18\x07 \x01(\t\x12\x10\n\x08\x64\x65tected\x18\x08 \x01(\x08\x12\x11\n\tsentences\x18\t \x01(\r\x12\x18\n\x10\x63\x61\x63hed_sentences\x18\n \x01(\r\x12)\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x1a.dragoman.v1.DocumentError\".\n\rDocumentError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"%\n\x15\x44\x65tectLanguageRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\"5\n\rLanguageScore\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\"n\n\x16\x44\x65tectLanguageResponse\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12.\n\ncandidates\x18\x03 \x03(\x0b\x32\x1a.dragoman.v1.LanguageScore\"\x16\n\x14ListLanguagesRequest\"h\n\x0cLanguagePair\x12\x17\n\x0fsource_language\x18\x01 \x01(\t\x12\x17\n\x0ftarget_language\x18\x02 \x01(\t\x12\x0e\n\x06models\x18\x03 \x03(\t\x12\x16\n\x0epivot_language\x18\x04 \x01(\t\"k\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x18\n\x10source_languages\x18\x03 \x03(\t\x12\x18\n\x10target_languages\x18\x04 \x03(\t\x12\x0e\n\x06loaded\x18\x05 \x01(\x08\"\xa8\x01\n\x15ListLanguagesResponse\x12(\n\x05pairs\x18\x01 \x03(\x0b\x32\x19.dragoman.v1.LanguagePair\x12\x1f\n\x17summarisation_languages\x18\x02 \x03(\t\x12&\n\x06models\x18\x03 \x03(\x0b\x32\x16.dragoman.v1.ModelInfo\x12\x1c\n\x14\x65xtractive_summaries\x18\x04 \x01(\x08*\x89\x01\n\nTextFormat\x12\x1b\n\x17TEXT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11TEXT_FORMAT_PLAIN\x10\x01\x12\x14\n\x10TEXT_FORMAT_HTML\x10\x02\x12\x18\n\x14TEXT_FORMAT_MARKDOWN\x10\x03\x12\x17\n\x13TEXT_FORMAT_WRAPPED\x10\x04*Q\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x18\n\x14PRIORITY_INTERACTIVE\x10\x01\x12\x11\n\rPRIORITY_BULK\x10\x02\x32\xe9\x02\n\x12TranslationService\x12J\n\tTranslate\x12\x1d.dragoman.v1.TranslateRequest\x1a\x1e.dragoman.v1.TranslateResponse\x12T\n\x0fTranslateStream\x12\x1d.dragoman.v1.TranslateRequest\x1a\x1e.dragoman.v1.TranslateResponse(\x01\x30\x01\x12Y\n\x0e\x44\x65tectLanguage\x12\".dragoman.v1.DetectLanguageRequest\x1a#.dragoman.v1.DetectLanguageResponse\x12V\n\rListLanguages\x12!.dragoman.v1.ListLanguagesRequest\x1a\".dragoman.v1.ListLanguagesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dragoman.v1.translation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TEXTFORMAT']._serialized_start=1280
-  _globals['_TEXTFORMAT']._serialized_end=1417
+  _globals['_TEXTFORMAT']._serialized_start=1321
+  _globals['_TEXTFORMAT']._serialized_end=1458
+  _globals['_PRIORITY']._serialized_start=1460
+  _globals['_PRIORITY']._serialized_end=1541
   _globals['_TRANSLATEREQUEST']._serialized_start=47
-  _globals['_TRANSLATEREQUEST']._serialized_end=305
-  _globals['_GLOSSARYENTRY']._serialized_start=307
-  _globals['_GLOSSARYENTRY']._serialized_end=354
-  _globals['_TRANSLATERESPONSE']._serialized_start=357
-  _globals['_TRANSLATERESPONSE']._serialized_end=613
-  _globals['_DOCUMENTERROR']._serialized_start=615
-  _globals['_DOCUMENTERROR']._serialized_end=661
-  _globals['_DETECTLANGUAGEREQUEST']._serialized_start=663
-  _globals['_DETECTLANGUAGEREQUEST']._serialized_end=700
-  _globals['_LANGUAGESCORE']._serialized_start=702
-  _globals['_LANGUAGESCORE']._serialized_end=755
-  _globals['_DETECTLANGUAGERESPONSE']._serialized_start=757
-  _globals['_DETECTLANGUAGERESPONSE']._serialized_end=867
-  _globals['_LISTLANGUAGESREQUEST']._serialized_start=869
-  _globals['_LISTLANGUAGESREQUEST']._serialized_end=891
-  _globals['_LANGUAGEPAIR']._serialized_start=893
-  _globals['_LANGUAGEPAIR']._serialized_end=997
-  _globals['_MODELINFO']._serialized_start=999
-  _globals['_MODELINFO']._serialized_end=1106
-  _globals['_LISTLANGUAGESRESPONSE']._serialized_start=1109
-  _globals['_LISTLANGUAGESRESPONSE']._serialized_end=1277
-  _globals['_TRANSLATIONSERVICE']._serialized_start=1420
-  _globals['_TRANSLATIONSERVICE']._serialized_end=1781
+  _globals['_TRANSLATEREQUEST']._serialized_end=346
+  _globals['_GLOSSARYENTRY']._serialized_start=348
+  _globals['_GLOSSARYENTRY']._serialized_end=395
+  _globals['_TRANSLATERESPONSE']._serialized_start=398
+  _globals['_TRANSLATERESPONSE']._serialized_end=654
+  _globals['_DOCUMENTERROR']._serialized_start=656
+  _globals['_DOCUMENTERROR']._serialized_end=702
+  _globals['_DETECTLANGUAGEREQUEST']._serialized_start=704
+  _globals['_DETECTLANGUAGEREQUEST']._serialized_end=741
+  _globals['_LANGUAGESCORE']._serialized_start=743
+  _globals['_LANGUAGESCORE']._serialized_end=796
+  _globals['_DETECTLANGUAGERESPONSE']._serialized_start=798
+  _globals['_DETECTLANGUAGERESPONSE']._serialized_end=908
+  _globals['_LISTLANGUAGESREQUEST']._serialized_start=910
+  _globals['_LISTLANGUAGESREQUEST']._serialized_end=932
+  _globals['_LANGUAGEPAIR']._serialized_start=934
+  _globals['_LANGUAGEPAIR']._serialized_end=1038
+  _globals['_MODELINFO']._serialized_start=1040
+  _globals['_MODELINFO']._serialized_end=1147
+  _globals['_LISTLANGUAGESRESPONSE']._serialized_start=1150
+  _globals['_LISTLANGUAGESRESPONSE']._serialized_end=1318
+  _globals['_TRANSLATIONSERVICE']._serialized_start=1544
+  _globals['_TRANSLATIONSERVICE']._serialized_end=1905
 # @@protoc_insertion_point(module_scope)

@@ -14,14 +14,23 @@ class TextFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TEXT_FORMAT_HTML: _ClassVar[TextFormat]
     TEXT_FORMAT_MARKDOWN: _ClassVar[TextFormat]
     TEXT_FORMAT_WRAPPED: _ClassVar[TextFormat]
+
+class Priority(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRIORITY_UNSPECIFIED: _ClassVar[Priority]
+    PRIORITY_INTERACTIVE: _ClassVar[Priority]
+    PRIORITY_BULK: _ClassVar[Priority]
 TEXT_FORMAT_UNSPECIFIED: TextFormat
 TEXT_FORMAT_PLAIN: TextFormat
 TEXT_FORMAT_HTML: TextFormat
 TEXT_FORMAT_MARKDOWN: TextFormat
 TEXT_FORMAT_WRAPPED: TextFormat
+PRIORITY_UNSPECIFIED: Priority
+PRIORITY_INTERACTIVE: Priority
+PRIORITY_BULK: Priority
 
 class TranslateRequest(_message.Message):
-    __slots__ = ("id", "text", "source_language", "target_language", "format", "beam_size", "model", "keep_terms", "glossary", "glossary_name")
+    __slots__ = ("id", "text", "source_language", "target_language", "format", "beam_size", "model", "keep_terms", "glossary", "glossary_name", "priority")
     ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +41,7 @@ class TranslateRequest(_message.Message):
     KEEP_TERMS_FIELD_NUMBER: _ClassVar[int]
     GLOSSARY_FIELD_NUMBER: _ClassVar[int]
     GLOSSARY_NAME_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     id: str
     text: str
     source_language: str
@@ -42,7 +52,8 @@ class TranslateRequest(_message.Message):
     keep_terms: _containers.RepeatedScalarFieldContainer[str]
     glossary: _containers.RepeatedCompositeFieldContainer[GlossaryEntry]
     glossary_name: str
-    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., source_language: _Optional[str] = ..., target_language: _Optional[str] = ..., format: _Optional[_Union[TextFormat, str]] = ..., beam_size: _Optional[int] = ..., model: _Optional[str] = ..., keep_terms: _Optional[_Iterable[str]] = ..., glossary: _Optional[_Iterable[_Union[GlossaryEntry, _Mapping]]] = ..., glossary_name: _Optional[str] = ...) -> None: ...
+    priority: Priority
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., source_language: _Optional[str] = ..., target_language: _Optional[str] = ..., format: _Optional[_Union[TextFormat, str]] = ..., beam_size: _Optional[int] = ..., model: _Optional[str] = ..., keep_terms: _Optional[_Iterable[str]] = ..., glossary: _Optional[_Iterable[_Union[GlossaryEntry, _Mapping]]] = ..., glossary_name: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ...) -> None: ...
 
 class GlossaryEntry(_message.Message):
     __slots__ = ("source", "target")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from dragoman.server.access import AccessControl
-from dragoman.server.batcher import Batcher
+from dragoman.server.batcher import Batcher, Priority
 from dragoman.server.cache import SentenceCache
 from dragoman.server.engine import Encoded, Seq2SeqModel
 from dragoman.server.errors import (
@@ -65,6 +65,8 @@ class TranslateInput:
     keep_terms: tuple[str, ...] = ()
     glossary: tuple[tuple[str, str], ...] = ()
     glossary_name: str = ""
+    # Scheduling class: interactive sentences are decoded ahead of bulk ones.
+    priority: Priority = Priority.INTERACTIVE
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class SummariseInput:
     id: str = ""
     # Abstractive summariser to use (implies the abstractive method); "" = the registry's choice.
     model: str = ""
+    priority: Priority = Priority.INTERACTIVE  # scheduling class of its model work
 
 
 @dataclass(frozen=True)
@@ -187,21 +190,23 @@ class Dragoman:
         return self._capped(monotonic_deadline(seconds_left))
 
     def refuse_if_late(
-        self, source: str, target: str, model: str, deadline: float | None
+        self, source: str, target: str, model: str, deadline: float | None,
+        priority: Priority = Priority.INTERACTIVE,
     ) -> None:
         """Raise Overloaded when a request for this pair (as the caller gave it) cannot be
         decoded before ``deadline``: a lock-free look-up and one estimate, cheap enough for an
         adapter's event loop, so a refusal under overload never waits for a worker thread.
-        Unknown pairs and detected sources pass (``translate`` checks them again)."""
+        Unknown pairs and detected sources pass (``translate`` checks them again). An
+        interactive call is judged by the interactive work ahead of it, not the bulk backlog."""
         if deadline is None or not source.strip():
             return
         batcher = self._pair_batchers.get((source.strip(), target.strip(), model.strip()))
         if batcher is not None:
-            batcher.check_deadline(deadline)
+            batcher.check_deadline(deadline, priority=priority)
 
     def _check_time(
         self, route: Route | None, deadline: float | None,
-        pair: tuple[str, str, str] | None = None,
+        pair: tuple[str, str, str] | None = None, priority: Priority = Priority.INTERACTIVE,
     ) -> None:
         """Refuse (Overloaded) before any segmenting or tokenising when the first model's
         queue alone cannot be decoded before ``deadline``; the batcher checks again with the
@@ -214,7 +219,7 @@ class Dragoman:
         if pair is not None and pair[0]:
             self._pair_batchers[pair] = loaded.batcher
         if deadline is not None:
-            loaded.batcher.check_deadline(deadline)
+            loaded.batcher.check_deadline(deadline, priority=priority)
 
     def _capped(self, deadline: float | None) -> float | None:
         cap = self.limits.max_request_seconds
@@ -334,7 +339,8 @@ class Dragoman:
         route = self.registry.route(source, target, self._check_model(req.model))
         terms = self._terms(req, source, target)
         self._check_time(route, deadline, (
-            req.source_language.strip(), req.target_language.strip(), req.model.strip()))
+            req.source_language.strip(), req.target_language.strip(), req.model.strip()),
+            req.priority)
         return self._tracked(self._translate_routed, req, route, source, target, detected,
                              deadline, terms)
 
@@ -371,7 +377,7 @@ class Dragoman:
         align = [doc.markup(n) is not None for n in range(len(doc.sentence_index))]
         return then(self.translate_sentences(
             route, doc.sentences, beam, deadline, self._paragraphs(doc),
-            align if any(align) else None), finish)
+            align if any(align) else None, req.priority), finish)
 
     def _paragraphs(self, doc: Document) -> tuple[int, ...] | None:
         """Paragraph numbers, needed only by the per-paragraph comparison mode."""
@@ -380,17 +386,20 @@ class Dragoman:
     def translate_sentences(
         self, route: Route, sentences: Sequence[str], beam_size: int = 0,
         deadline: float | None = None, paragraphs: Sequence[int] | None = None,
-        align: Sequence[bool] | None = None,
+        align: Sequence[bool] | None = None, priority: Priority = Priority.INTERACTIVE,
     ) -> Future[_Translated]:
         """Translate sentences through every leg of ``route`` (two legs when pivoting).
 
         ``paragraphs`` numbers each sentence's paragraph (see :meth:`Document.paragraphs`);
-        ``align`` marks the sentences whose word alignment is wanted (pivoting composes them).
+        ``align`` marks the sentences whose word alignment is wanted (pivoting composes them);
+        ``priority`` is the batcher's scheduling class.
         """
-        fut = self._translate_leg(route.legs[0], sentences, beam_size, deadline, paragraphs, align)
+        fut = self._translate_leg(route.legs[0], sentences, beam_size, deadline, paragraphs,
+                                  align, priority)
         for leg in route.legs[1:]:
             fut = chain(fut, lambda done, leg=leg: then(
-                self._translate_leg(leg, done.sentences, beam_size, deadline, paragraphs, align),
+                self._translate_leg(leg, done.sentences, beam_size, deadline, paragraphs, align,
+                                    priority),
                 lambda nxt, first=done: _Translated(
                     nxt.sentences, min(first.cached, nxt.cached), _compose(first, nxt)),
             ))
@@ -399,6 +408,7 @@ class Dragoman:
     def _translate_leg(
         self, leg: Leg, sentences: Sequence[str], beam_size: int, deadline: float | None,
         paragraphs: Sequence[int] | None = None, align: Sequence[bool] | None = None,
+        priority: Priority = Priority.INTERACTIVE,
     ) -> Future[_Translated]:
         lm = self.registry.acquire(leg.model)
         model = lm.model
@@ -432,7 +442,7 @@ class Dragoman:
                     groups.append(paragraphs[indexes[0]] if paragraphs is not None else 0)
         if not encoded:
             return completed(_Translated([r or "" for r in results], cached))
-        futures = lm.batcher.submit(encoded, options, deadline, groups)
+        futures = lm.batcher.submit(encoded, options, deadline, groups, priority)
         glue = joiner(leg.target)
 
         def assemble(outputs: list[tuple[str, ...]]) -> _Translated:
@@ -512,7 +522,8 @@ class Dragoman:
             lm = self.registry.acquire(summariser)
             first = then(
                 summarise_abstractive(
-                    lm.model, lm.batcher, text, language, max_sentences, req.max_words, deadline
+                    lm.model, lm.batcher, text, language, max_sentences, req.max_words, deadline,
+                    priority=req.priority,
                 ),
                 lambda r: (r.summary, r.passes, r.sentences, (summariser,), "abstractive"),
             )
@@ -535,7 +546,7 @@ class Dragoman:
             align = [doc.markup(n) is not None for n in range(len(doc.sentence_index))]
             return then(
                 self.translate_sentences(route, doc.sentences, 0, deadline, self._paragraphs(doc),
-                                         align if any(align) else None),
+                                         align if any(align) else None, req.priority),
                 lambda done: SummariseOutput(
                     req.id, doc.rebuild(done.sentences, done.alignments), language, target, used,
                     models + route.models, passes, count,

@@ -88,8 +88,17 @@ def _register_translate(subparsers: Any) -> None:
     parser.add_argument(
         "--glossary", metavar="NAME", help="a glossary stored on the server (`dragoman glossaries`)"
     )
+    _add_priority(parser)
     _add_io(parser)
     parser.set_defaults(func=run_translate)
+
+
+def _add_priority(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--priority", choices=("interactive", "bulk"), default=None,
+        help="scheduling class: interactive (the default) is decoded ahead of bulk work; bulk "
+        "takes the places interactive work leaves free",
+    )
 
 
 def run_translate(args: argparse.Namespace) -> int:
@@ -107,6 +116,7 @@ def run_translate(args: argparse.Namespace) -> int:
             keep_terms=args.keep,
             glossary=dict(parse_term(t) for t in args.term),
             glossary_name=args.glossary,
+            priority=args.priority,
         )
     write_output(to_json(result) if args.json else result.text, args.output)
     return EXIT_OK
@@ -152,6 +162,7 @@ def _register_summarise(subparsers: Any) -> None:
         "server's choice)",
     )
     _add_format(parser)
+    _add_priority(parser)
     _add_io(parser)
     parser.set_defaults(func=run_summarise)
 
@@ -168,6 +179,7 @@ def run_summarise(args: argparse.Namespace) -> int:
             max_words=args.words,
             format=infer_format(args.file, args.format),
             model=args.model,
+            priority=args.priority,
         )
     write_output(to_json(result) if args.json else result.summary, args.output)
     return EXIT_OK

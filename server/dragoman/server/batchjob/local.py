@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 
+from dragoman.server.batcher import Priority
 from dragoman.server.batchjob.inflight import FutureEngine
 from dragoman.server.batchjob.job import Failure, JobOptions, Request
 from dragoman.server.build import build_service
@@ -50,6 +51,7 @@ def submitter(service: Dragoman, job: JobOptions) -> Callable[[Request], Future[
             beam_size=job.beam_size,
             id=request.tag,
             model=job.model,
+            priority=Priority.BULK,  # an archive job yields to interactive calls
         ))
         return then(future, lambda out: out.text)
 
@@ -64,6 +66,7 @@ def submitter(service: Dragoman, job: JobOptions) -> Callable[[Request], Future[
             format=TextFormat(request.format),
             id=request.tag,
             model=job.model,
+            priority=Priority.BULK,
         ))
         return then(future, lambda out: out.summary)
 

@@ -77,7 +77,7 @@ class RemoteEngine:
         results = self.client.translate_many(
             sendable(), job.target_language, source=job.source_language or None,
             beam_size=job.beam_size, model=job.model or None, max_in_flight=self.window,
-            on_error="yield",
+            on_error="yield", priority="bulk",
         )
         self._stream = results
 
@@ -115,6 +115,7 @@ class RemoteEngine:
                 format=request.format,
                 id=request.tag,
                 model=job.model or None,
+                priority="bulk",
             ).summary
         )
 

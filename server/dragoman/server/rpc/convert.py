@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dragoman.server.batcher import Priority
 from dragoman.server.service import (
     LanguagesInfo,
     SummariseInput,
@@ -32,6 +33,19 @@ _METHODS_OUT = {
 }
 
 
+def priority(value: int, default: Priority) -> Priority:
+    """The scheduling class a request asks for; unspecified is the RPC's ``default``."""
+    from dragoman.server.errors import InvalidInput
+
+    if value == pb.PRIORITY_UNSPECIFIED:
+        return default
+    if value == pb.PRIORITY_INTERACTIVE:
+        return Priority.INTERACTIVE
+    if value == pb.PRIORITY_BULK:
+        return Priority.BULK
+    raise InvalidInput(f"unknown priority {value}")
+
+
 def text_format(value: int) -> TextFormat:
     from dragoman.server.errors import InvalidInput
 
@@ -41,7 +55,10 @@ def text_format(value: int) -> TextFormat:
         raise InvalidInput(f"unknown text format {value}") from None
 
 
-def translate_input(req: pb.TranslateRequest) -> TranslateInput:
+def translate_input(
+    req: pb.TranslateRequest, default: Priority = Priority.INTERACTIVE
+) -> TranslateInput:
+    """``default`` is the priority of a request that gives none (bulk for streams)."""
     return TranslateInput(
         text=req.text,
         target_language=req.target_language,
@@ -53,6 +70,7 @@ def translate_input(req: pb.TranslateRequest) -> TranslateInput:
         keep_terms=tuple(req.keep_terms),
         glossary=tuple((e.source, e.target) for e in req.glossary),
         glossary_name=req.glossary_name,
+        priority=priority(req.priority, default),
     )
 
 
@@ -86,6 +104,7 @@ def summarise_input(req: spb.SummariseRequest) -> SummariseInput:
         format=text_format(req.format),
         id=req.id,
         model=req.model,
+        priority=priority(req.priority, Priority.INTERACTIVE),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator, Callable
 
 import grpc
 
+from dragoman.server.batcher import Priority
 from dragoman.server.errors import DeadlineExceeded, DragomanError, Unavailable
 from dragoman.server.rpc import convert
 from dragoman.server.rpc.auth import principal_of
@@ -59,11 +60,13 @@ class _Calls:
     async def run(
         self, context: grpc.aio.ServicerContext, fn: Callable[..., Future[Any]], *args: Any,
         chars: int = 0, pair: tuple[str, str, str] | None = None,
+        priority: Priority = Priority.INTERACTIVE,
     ) -> Any:
         """Await ``fn(*args, deadline)``; raises DragomanError for the caller to map.
 
         ``pair`` (source, target, model as requested) lets a call that cannot finish before
-        its deadline be refused before it is handed to a worker thread.
+        its deadline be refused before it is handed to a worker thread; ``priority`` (the
+        call's class) says which queued work is ahead of it.
 
         ``chars`` are charged to the caller's key before any work (refunded when the service
         refuses the call outright). The deadline is the caller's, capped by
@@ -73,7 +76,7 @@ class _Calls:
         service = self.service
         deadline = service.request_deadline(context.time_remaining())
         if pair is not None:  # on the loop: a refusal under overload costs microseconds
-            service.refuse_if_late(*pair, deadline)
+            service.refuse_if_late(*pair, deadline, priority)
         principal = None
         if chars and service.access.required:
             principal = principal_of(service.access, context)
@@ -115,9 +118,10 @@ class _Calls:
     async def call(
         self, context: grpc.aio.ServicerContext, fn: Callable[..., Future[Any]], *args: Any,
         chars: int = 0, pair: tuple[str, str, str] | None = None,
+        priority: Priority = Priority.INTERACTIVE,
     ) -> Any:
         try:
-            return await self.run(context, fn, *args, chars=chars, pair=pair)
+            return await self.run(context, fn, *args, chars=chars, pair=pair, priority=priority)
         except DragomanError as exc:
             code, message = status_of(exc)
             await context.abort(code, message)
@@ -143,6 +147,14 @@ def _pair(req: pb.TranslateRequest) -> tuple[str, str, str]:
     return req.source_language, req.target_language, req.model
 
 
+def _priority(req: pb.TranslateRequest, default: Priority) -> Priority:
+    """The request's class for the admission check (an unknown value is refused later)."""
+    try:
+        return convert.priority(req.priority, default)
+    except DragomanError:
+        return default
+
+
 def _cancel_result(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and task.exception() is None:
         task.result().cancel()
@@ -157,9 +169,15 @@ class TranslationServicer(pb_grpc.TranslationServiceServicer):
     def _translate(self, req: pb.TranslateRequest, deadline: float | None) -> Future[Any]:
         return self._calls.service.translate(convert.translate_input(req), deadline)
 
+    def _translate_bulk(self, req: pb.TranslateRequest, deadline: float | None) -> Future[Any]:
+        """A stream's document: bulk unless it asks otherwise."""
+        return self._calls.service.translate(
+            convert.translate_input(req, Priority.BULK), deadline)
+
     async def Translate(self, request: pb.TranslateRequest, context: grpc.aio.ServicerContext) -> pb.TranslateResponse:
         out = await self._calls.call(context, self._translate, request, chars=len(request.text),
-                                     pair=_pair(request))
+                                     pair=_pair(request),
+                                     priority=_priority(request, Priority.INTERACTIVE))
         return convert.translate_response(out)
 
     async def TranslateStream(
@@ -182,8 +200,9 @@ class TranslationServicer(pb_grpc.TranslationServiceServicer):
         async def one(req: pb.TranslateRequest) -> None:
             nonlocal unsent
             try:
-                out = await self._calls.run(context, self._translate, req, chars=len(req.text),
-                                            pair=_pair(req))
+                out = await self._calls.run(context, self._translate_bulk, req,
+                                            chars=len(req.text), pair=_pair(req),
+                                            priority=_priority(req, Priority.BULK))
                 resp = convert.translate_response(out)
             except DragomanError as exc:
                 code, message = status_of(exc)

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
-from dragoman.server.batcher import Batcher
+from dragoman.server.batcher import Batcher, Priority
 from dragoman.server.engine import DecodingOptions, Encoded, Seq2SeqModel
 from dragoman.server.errors import DeadlineExceeded, InvalidInput
 from dragoman.server.futures import chain, gather, then
@@ -73,6 +73,7 @@ class _Plan:
     max_words: int
     deadline: float | None
     max_passes: int
+    priority: int = Priority.INTERACTIVE
 
 
 def summarise_abstractive(
@@ -84,10 +85,12 @@ def summarise_abstractive(
     max_words: int,
     deadline: float | None,
     max_passes: int = MAX_PASSES,
+    priority: int = Priority.INTERACTIVE,
 ) -> Future[AbstractiveResult]:
     """Summarise ``text`` with ``model``; limits of 0 mean "no limit".
 
-    ``deadline`` is a ``time.monotonic()`` instant. Cancelling the returned future drops the
+    ``deadline`` is a ``time.monotonic()`` instant; ``priority`` the batcher's class for the
+    chunks. Cancelling the returned future drops the
     queued chunks of the pass in progress and starts no further pass. Raises (or fails the
     future with) :class:`InvalidInput` for text without sentences or a model that does not
     condense the text, and :class:`DeadlineExceeded` when the deadline passes between passes.
@@ -114,6 +117,7 @@ def summarise_abstractive(
         max_words=max_words,
         deadline=deadline,
         max_passes=max_passes,
+        priority=priority,
     )
     return _pass(plan, sentences, counts, done=0)
 
@@ -219,7 +223,7 @@ def _check_deadline(plan: _Plan) -> None:
 def _submit(plan: _Plan, chunks: Sequence[str], options: DecodingOptions) -> Future[list[str]]:
     """All chunks of a pass in one submission, decoded when the batch is done."""
     encoded: list[Encoded] = [plan.model.encode(c, plan.language, plan.language) for c in chunks]
-    futures = plan.batcher.submit(encoded, options, plan.deadline)
+    futures = plan.batcher.submit(encoded, options, plan.deadline, priority=plan.priority)
     return then(gather(futures), lambda outs: [plan.model.decode(o) for o in outs])
 
 

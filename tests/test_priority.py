@@ -1,0 +1,274 @@
+"""Issue 16: documents finish in arrival order, interactive sentences go ahead of bulk ones,
+bulk alone runs at full batches and is never starved, and admission by time counts only the
+work ahead of a call's class.
+
+Deterministic: a gated fake model records the batches it is given while a test arranges the
+queue behind a blocker sentence; nothing is timed."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import grpc
+import pytest
+from dragoman.server.batcher import (
+    BULK_EVERY,
+    Batcher,
+    BatchingOptions,
+    DecodeRate,
+    Priority,
+)
+from dragoman.server.engine import DecodingOptions, Encoded
+from dragoman.server.errors import InvalidInput, Overloaded
+from dragoman.server.rpc import convert
+from dragoman.server.rpc.app import ServerThread, build_service
+from dragoman.v1 import summarisation_pb2 as spb
+from dragoman.v1 import translation_pb2 as pb
+from dragoman.v1 import translation_pb2_grpc as pb_grpc
+
+from tests.conftest import server_config
+from tests.test_batcher import WAIT, FakeModel, sized, start_blocked
+from tests.test_cli_remote import dragoman
+from tests.test_client import running_fake_server
+
+OPTIONS = DecodingOptions(beam_size=2)
+INTERACTIVE, BULK = Priority.INTERACTIVE, Priority.BULK
+
+
+def tags(call: Sequence[tuple[str, ...]]) -> set[str]:
+    """Document tags of a recorded call (sentences are named ``<doc>.<n>``)."""
+    return {source[0].split(".")[0] for source in call}
+
+
+def doc(tag: str, sentences: int, size: int = 10) -> list[Encoded]:
+    return [sized(f"{tag}.{n}", size) for n in range(sentences)]
+
+
+def test_an_interactive_sentence_after_1000_bulk_ones_is_in_the_next_batch() -> None:
+    model = FakeModel(gate=True)
+    batcher, blocker = start_blocked(model, max_batch_tokens=100)
+    bulk = batcher.submit(doc("bulk", 1000), OPTIONS, priority=BULK)
+    (urgent,) = batcher.submit([sized("urgent.0", 10)], OPTIONS, priority=INTERACTIVE)
+    model.release.set()
+    urgent.result(WAIT)
+    for fut in [blocker, *bulk]:
+        fut.result(WAIT)
+    batcher.close(WAIT)
+    assert "urgent" in tags(model.calls[1])  # the first batch after the blocker
+    # ... and bulk filled the places it left free.
+    assert len(model.calls[1]) == 10 and tags(model.calls[1]) == {"urgent", "bulk"}
+
+
+def test_documents_finish_in_arrival_order_when_all_are_equal() -> None:
+    """Each document needs three batches; submitted first, finished first (before, every
+    document advanced a little in every batch and all finished near the end)."""
+    model = FakeModel(gate=True)
+    batcher, blocker = start_blocked(model, max_batch_tokens=100)
+    sizes = [4, 9, 13, 7, 11, 5, 12, 8, 6, 10] * 3  # 30 sentences, mixed lengths
+    futures = {
+        tag: batcher.submit([sized(f"{tag}.{n}", s) for n, s in enumerate(sizes)], OPTIONS)
+        for tag in ("d0", "d1", "d2", "d3", "d4", "d5")
+    }
+    model.release.set()
+    blocker.result(WAIT)
+    for futs in futures.values():
+        for fut in futs:
+            fut.result(WAIT)
+    batcher.close(WAIT)
+    finished = {}
+    for index, call in enumerate(model.calls):
+        for tag in tags(call):
+            finished[tag] = index
+    order = sorted(futures, key=lambda tag: finished[tag])
+    assert order == list(futures)
+    assert [finished[t] for t in futures] == sorted(finished[t] for t in futures)
+    # The first document is done in the first third of the work, not at the end.
+    assert finished["d0"] <= len(model.calls) // 3
+
+
+def test_bulk_work_alone_fills_every_batch() -> None:
+    model = FakeModel(gate=True)
+    batcher, blocker = start_blocked(model, max_batch_tokens=100)
+    futures = [f for n in range(20) for f in batcher.submit(doc(f"b{n}", 7), OPTIONS, priority=BULK)]
+    model.release.set()
+    for fut in [blocker, *futures]:
+        fut.result(WAIT)
+    batcher.close(WAIT)
+    # 140 sentences of 10 tokens: 14 full batches of 10, as interactive work would get.
+    assert [len(call) for call in model.calls[1:]] == [10] * 14
+
+
+def test_bulk_is_not_starved_by_constant_interactive_load() -> None:
+    """Every batch sees fresh interactive work; the oldest bulk sentence still leads a batch
+    within BULK_EVERY + 1 batches, and the bulk document advances at that pace."""
+
+    class Busy(FakeModel):
+        """Queues a new interactive document (a full batch's worth) during every call."""
+
+        batcher: Batcher | None = None
+
+        def generate(self, batch: Sequence[Encoded], options: DecodingOptions) -> list[tuple[str, ...]]:
+            out = super().generate(batch, options)
+            if self.batcher is not None and len(self.calls) < 60:
+                self.batcher.submit(doc(f"i{len(self.calls)}", 10), OPTIONS)
+            return out
+
+    model = Busy(gate=True)
+    batcher, blocker = start_blocked(model, max_batch_tokens=100)
+    model.batcher = batcher
+    batcher.submit(doc("i0", 10), OPTIONS)
+    bulk = batcher.submit(doc("bulk", 20), OPTIONS, priority=BULK)
+    model.release.set()
+    for fut in [blocker, *bulk]:
+        fut.result(WAIT)
+    batcher.close(WAIT)
+    with_bulk = [n for n, call in enumerate(model.calls) if "bulk" in tags(call)]
+    assert with_bulk and with_bulk[0] <= BULK_EVERY + 1
+    assert all(b - a <= BULK_EVERY + 1 for a, b in itertools.pairwise(with_bulk))
+    assert batcher.stats.bulk_led >= 1
+    # Interactive work still went first in the batches bulk did not lead.
+    assert sum("bulk" not in tags(call) for call in model.calls[1:]) >= len(with_bulk)
+
+
+def test_interactive_deadlines_count_only_interactive_work_ahead() -> None:
+    """Admission by time (issue 10) with priority: the bulk backlog does not make an
+    interactive call late, but it does make a bulk call late."""
+
+    class Clock:
+        now = time.monotonic()
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock = Clock()
+    model = FakeModel(gate=True)
+    batcher = Batcher(model, BatchingOptions(max_batch_tokens=100, wait_ms=0.0), clock=clock)
+    for _ in range(DecodeRate.MIN_CALLS):
+        batcher.rate.observe(100, 1.0)  # 100 tokens/s
+    (blocker,) = batcher.submit([sized("blocker", 1)], OPTIONS)
+    assert model.started.wait(WAIT)
+    bulk = batcher.submit(doc("bulk", 100), OPTIONS, priority=BULK)  # 10 s of work
+    urgent = batcher.submit(doc("urgent", 2), OPTIONS, deadline=clock() + 1.0)  # 0.2 s of work
+    assert batcher.estimated_wait(0, INTERACTIVE) == pytest.approx(0.2)
+    assert batcher.estimated_wait(0, BULK) == pytest.approx(10.2)
+    batcher.check_deadline(clock() + 1.0, priority=INTERACTIVE)
+    with pytest.raises(Overloaded, match=r"would need about 10\.2 s .* deadline is in 1\.0 s"):
+        batcher.check_deadline(clock() + 1.0, priority=BULK)
+    with pytest.raises(Overloaded, match="would need about"):
+        batcher.submit(doc("late", 1), OPTIONS, deadline=clock() + 1.0, priority=BULK)
+    model.release.set()
+    for fut in [blocker, *bulk, *urgent]:
+        fut.result(WAIT)
+    batcher.close(WAIT)
+
+
+def test_cancelled_and_expired_sentences_leave_their_class_total() -> None:
+    model = FakeModel(gate=True)
+    batcher, blocker = start_blocked(model, max_batch_tokens=100)
+    bulk = batcher.submit(doc("bulk", 3), OPTIONS, priority=BULK)
+    for fut in bulk:
+        fut.cancel()
+    assert batcher.queued() == 0
+    for _ in range(DecodeRate.MIN_CALLS):
+        batcher.rate.observe(100, 1.0)
+    assert batcher.estimated_wait(0, BULK) == 0
+    model.release.set()
+    blocker.result(WAIT)
+    batcher.close(WAIT)
+
+
+# -- the wire: proto field, defaults per RPC ---------------------------------------------
+
+
+def test_unspecified_priority_is_the_rpcs_default() -> None:
+    req = pb.TranslateRequest(text="x", target_language="de")
+    assert convert.translate_input(req).priority is INTERACTIVE
+    assert convert.translate_input(req, BULK).priority is BULK
+    req.priority = pb.PRIORITY_INTERACTIVE
+    assert convert.translate_input(req, BULK).priority is INTERACTIVE
+    req.priority = pb.PRIORITY_BULK
+    assert convert.translate_input(req).priority is BULK
+    assert convert.summarise_input(spb.SummariseRequest(text="x")).priority is INTERACTIVE
+    summary = spb.SummariseRequest(text="x", priority=pb.PRIORITY_BULK)
+    assert convert.summarise_input(summary).priority is BULK
+    with pytest.raises(InvalidInput, match="unknown priority 7"):
+        convert.translate_input(pb.TranslateRequest(text="x", priority=7))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def recording_server(copy_store: Path) -> Iterator[tuple[ServerThread, list[Priority]]]:
+    config = server_config(copy_store, inter_threads=1, batch_wait_ms=0.0, cache_entries=0,
+                           preload=("copy-en-de",))
+    server = ServerThread(build_service(config), config).start()
+    service = server.service
+    seen: list[Priority] = []
+    lock = threading.Lock()
+    translate = service.translate
+
+    def recording(req, deadline=None):  # type: ignore[no-untyped-def]
+        with lock:
+            seen.append(req.priority)
+        return translate(req, deadline)
+
+    service.translate = recording  # type: ignore[method-assign]
+    try:
+        yield server, seen
+    finally:
+        server.stop(5)
+
+
+def test_unary_calls_are_interactive_and_streams_bulk_unless_they_say(recording_server) -> None:  # type: ignore[no-untyped-def]
+    server, seen = recording_server
+    text = "The council met on Tuesday."
+    with grpc.insecure_channel(server.address) as channel:
+        stub = pb_grpc.TranslationServiceStub(channel)
+        stub.Translate(pb.TranslateRequest(text=text, source_language="en", target_language="de"),
+                       timeout=60)
+        stub.Translate(pb.TranslateRequest(text=text, source_language="en", target_language="de",
+                                           priority=pb.PRIORITY_BULK), timeout=60)
+        replies = list(stub.TranslateStream(iter([
+            pb.TranslateRequest(id="a", text=text, source_language="en", target_language="de"),
+            pb.TranslateRequest(id="b", text=text, source_language="en", target_language="de",
+                                priority=pb.PRIORITY_INTERACTIVE),
+        ]), timeout=60))
+    assert len(replies) == 2 and all(r.text for r in replies)
+    assert seen[:2] == [INTERACTIVE, BULK]
+    assert sorted(seen[2:]) == [INTERACTIVE, BULK]
+
+
+def test_client_and_cli_send_the_priority(recording_server) -> None:  # type: ignore[no-untyped-def]
+    from dragoman.client import Client
+
+    server, seen = recording_server
+    with Client(server.address) as client:
+        client.translate("The council met.", "de", source="en", priority="bulk")
+        client.translate("The council met.", "de", source="en")
+        list(client.translate_many(["The council met."], "de", source="en"))
+        list(client.translate_many(["The council met."], "de", source="en",
+                                   priority="interactive"))
+        from dragoman.client.errors import InvalidArgument
+
+        with pytest.raises(InvalidArgument, match="priority must be one of interactive, bulk"):
+            client.translate("x", "de", priority="urgent")
+    assert seen == [BULK, INTERACTIVE, BULK, INTERACTIVE]
+    done = dragoman("--server", server.address, "translate", "--to", "de", "--from", "en",
+                    "--priority", "bulk", "-", stdin="The council met.")
+    assert done.returncode == 0, done.stderr
+    assert seen[-1] is BULK
+    done = dragoman("--server", server.address, "translate", "--to", "de", "--priority", "soon",
+                    "-", stdin="x")
+    assert done.returncode == 2 and "invalid choice: 'soon'" in done.stderr
+
+
+def test_cli_summarise_sends_the_priority() -> None:
+    with running_fake_server() as fake:
+        done = dragoman("--server", fake.address, "summarise", "--priority", "bulk", "-",
+                        stdin="One sentence. Another one.")
+        assert done.returncode == 0, done.stderr
+        assert fake.summarisation.requests[-1].priority == pb.PRIORITY_BULK
+        done = dragoman("--server", fake.address, "summarise", "-", stdin="One. Two.")
+        assert fake.summarisation.requests[-1].priority == pb.PRIORITY_UNSPECIFIED
