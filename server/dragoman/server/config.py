@@ -37,9 +37,11 @@ def _default_threads() -> tuple[int, int]:
 
 def _opt(
     default: Any, help: str, *, parse: Callable[[str], Any] | None = None,
-    aliases: tuple[str, ...] = (),
+    aliases: tuple[str, ...] = (), shown: str | None = None,
 ) -> Any:
-    return field(default=default, metadata={"help": help, "parse": parse, "aliases": aliases})
+    """One setting; ``shown`` describes the default in --help when its value says nothing."""
+    return field(default=default, metadata={"help": help, "parse": parse, "aliases": aliases,
+                                            "shown": shown})
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -58,7 +60,8 @@ def _bool(value: str) -> bool:
 @dataclass(frozen=True)
 class ServerConfig:
     address: str = _opt("localhost:50051", "host:port to listen on")
-    models: str = _opt("", "model store folder (default: the per-user data folder)")
+    models: str = _opt("", "model store folder (must exist when given)",
+                       shown="the per-user data folder, e.g. ~/.local/share/dragoman/models")
     device: str = _opt("cpu", "CTranslate2 device: cpu, cuda or auto")
     compute_type: str = _opt(
         "auto", "CTranslate2 compute type (int8, int8_float32, float32, ...); auto: each model "
@@ -195,6 +198,7 @@ def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -
         flag = "--" + f.name.replace("_", "-")
         env = env_name(f.name)
         shown = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+        shown = f.metadata.get("shown") or repr(shown)
         parser.add_argument(
             flag,
             *f.metadata.get("aliases", ()),
@@ -202,7 +206,7 @@ def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -
             default=None,
             type=_parser_for(f),
             metavar=f.name.upper() if not isinstance(f.default, bool) else "BOOL",
-            help=f"{f.metadata['help']} (env {env}; default {shown!r})",
+            help=f"{f.metadata['help']} (env {env}; default {shown})",
         )
 
 

@@ -45,6 +45,8 @@ from dragoman.client.errors import DragomanError
 logger = logging.getLogger(__name__)
 
 COMMAND_MODULES = ("remote", "serve", "models", "batch", "keys", "glossaries")
+# Commands that work on this machine's files and never call a server.
+LOCAL_COMMANDS = frozenset({"serve", "models", "keys", "glossaries"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,8 +66,11 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def _add_global_options(parser: argparse.ArgumentParser, *, inherited: bool) -> None:
-    """Add --server/--timeout/--api-key/--tls*/-v.
+def _add_global_options(
+    parser: argparse.ArgumentParser, *, inherited: bool, client: bool = True
+) -> None:
+    """Add --server/--timeout/--api-key/--tls*/-v (only -v without `client`: commands that
+    never call a server do not offer its flags).
 
     On sub-parsers (`inherited`) they default to SUPPRESS, so a flag given before the command
     is not overwritten by the sub-parser's default.
@@ -144,6 +149,8 @@ def _add_global_options(parser: argparse.ArgumentParser, *, inherited: bool) -> 
             ),
         ),
     ]
+    if not client:
+        options = options[-1:]
     for flags, kwargs in options:
         try:
             parser.add_argument(*flags, **kwargs)  # type: ignore[arg-type]
@@ -171,10 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module.register(subparsers)
     seen: set[int] = set()
-    for subparser in subparsers.choices.values():
+    for name, subparser in subparsers.choices.items():
         if id(subparser) not in seen:
             seen.add(id(subparser))
-            _add_global_options(subparser, inherited=True)
+            _add_global_options(subparser, inherited=True, client=name not in LOCAL_COMMANDS)
     return parser
 
 

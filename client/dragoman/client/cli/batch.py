@@ -118,8 +118,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="translated too when present (default: title)")
     fields.add_argument("--output-field", default="", metavar="NAME",
                         help="field for the result (default: text_LANG, or summary[_LANG])")
-    fields.add_argument("--title-output-field", default="", metavar="NAME",
-                        help="field for the translated title (default: title_LANG)")
+    if parser.prog.split()[-1] == "translate":  # summaries leave the title as it is
+        fields.add_argument("--title-output-field", default="", metavar="NAME",
+                            help="field for the translated title (default: title_LANG)")
     fields.add_argument("--format", choices=list(TEXT_FORMATS), default="plain",
                         help="format of JSONL text fields (files: from their suffix)")
     fields.add_argument("--warc-id", choices=("record", "uri"), default="record",
@@ -218,11 +219,18 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"DRAGOMAN_LOG_FORMAT must be text or json, not {log_format!r}")
     configure_logging(log_format)  # rate-limited, and routed around the progress bar
 
+    folder = Path(args.output).expanduser().absolute().parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {args.output}: folder {folder} does not exist")
     try:
         if args.engine == "ray":
             summary = _run_ray(args)
         else:
             summary = command.run_batch(_spec(args, command), _progress(args))
+    except KeyboardInterrupt:
+        print("batch: interrupted; what was done is saved: rerun the same command to resume "
+              "(--restart starts over)", file=sys.stderr, flush=True)
+        raise
     except (InvalidInput, ModelNotFound) as error:
         raise UsageError(str(error)) from None
     except DragomanError as error:
@@ -255,7 +263,7 @@ def _job(args: argparse.Namespace) -> Any:
         text_field=args.text_field,
         title_field=args.title_field,
         output_field=args.output_field,
-        title_output_field=args.title_output_field,
+        title_output_field=getattr(args, "title_output_field", ""),
         text_format=args.format,
     )
     return job, fields

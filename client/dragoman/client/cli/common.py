@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dragoman.client.api import Client, resolve_address
+from dragoman.client.api import ADDRESS_ENV, Client, resolve_address
 from dragoman.client.errors import (
     DeadlineExceeded,
     DragomanError,
@@ -66,7 +66,11 @@ def describe_error(error: DragomanError, address: str, timeout: float | None = N
     """One line for a client error, naming the server when the problem is reaching it."""
     details = error.details or error.code
     if isinstance(error, Unavailable):
-        return f"server {address} unavailable: {details}"
+        hint = ""
+        if "connect" in details.lower():  # nothing listens there (not: overloaded, stopping)
+            hint = (f" (is a server running? start one with `{PROG} serve`, or point --server "
+                    f"or ${ADDRESS_ENV} at yours)")
+        return f"server {address} unavailable: {details}{hint}"
     if isinstance(error, DeadlineExceeded):
         after = f" within {timeout:g} s" if timeout else ""
         return f"no answer from {address}{after} (see --timeout): {details}"

@@ -71,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     lister.set_defaults(func=_list)
 
     remove = sub.add_parser("remove", help="remove an installed model")
-    remove.add_argument("name")
+    remove.add_argument("name", help="name of the installed model (see `dragoman models list`)")
     remove.add_argument("--models", help=MODELS_HELP)
     remove.set_defaults(func=_remove)
 

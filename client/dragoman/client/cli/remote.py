@@ -11,6 +11,7 @@ from dragoman.client.cli.common import (
     STDIN,
     format_table,
     infer_format,
+    UsageError,
     make_client,
     non_negative_int,
     positive_float,
@@ -19,6 +20,7 @@ from dragoman.client.cli.common import (
     to_json,
     write_output,
 )
+from dragoman.client.cli.local import add_local_options, client_for
 from dragoman.client.results import SUMMARY_METHODS, TEXT_FORMATS, Languages
 
 
@@ -33,8 +35,14 @@ def register(subparsers: Any) -> None:
 
 def _add_io(parser: argparse.ArgumentParser, *, output: bool = True) -> None:
     parser.add_argument(
-        "file", nargs="?", metavar="FILE", help="UTF-8 text to read; '-' or omitted: stdin"
+        "file", nargs="?", metavar="FILE",
+        help="UTF-8 text file to read; '-' or omitted: stdin (FILE is always a file name: "
+        "give text itself with --text)",
     )
+    parser.add_argument(
+        "-t", "--text", metavar="TEXT", help="the text itself, instead of FILE or stdin"
+    )
+    add_local_options(parser)
     if output:
         parser.add_argument(
             "-o", "--output", metavar="FILE", help="write here (atomically) instead of stdout"
@@ -104,8 +112,8 @@ def _add_priority(parser: argparse.ArgumentParser) -> None:
 def run_translate(args: argparse.Namespace) -> int:
     from dragoman.client.cli.glossaries import parse_term
 
-    text = read_input(args.file)
-    with make_client(args) as client:
+    text = _text(args)
+    with client_for(args) as client:
         result = client.translate(
             text,
             args.target,
@@ -120,6 +128,21 @@ def run_translate(args: argparse.Namespace) -> int:
         )
     write_output(to_json(result) if args.json else result.text, args.output)
     return EXIT_OK
+
+
+def _text(args: argparse.Namespace) -> str:
+    """--text, else FILE, else stdin. FILE is never taken as text: a missing file is an error
+    that points at --text (so a typo in a file name is not translated as a sentence)."""
+    if args.text is not None:
+        if args.file is not None:
+            raise UsageError("give either FILE or --text, not both")
+        return args.text
+    try:
+        return read_input(args.file)
+    except UsageError as error:
+        if args.file and args.file != STDIN and " " in args.file:
+            raise UsageError(f"{error} (to pass the text itself: --text {args.file!r})") from None
+        raise
 
 
 def _register_summarise(subparsers: Any) -> None:
@@ -168,8 +191,8 @@ def _register_summarise(subparsers: Any) -> None:
 
 
 def run_summarise(args: argparse.Namespace) -> int:
-    text = read_input(args.file)
-    with make_client(args) as client:
+    text = _text(args)
+    with client_for(args) as client:
         result = client.summarise(
             text,
             target=args.target,
@@ -197,8 +220,8 @@ def _register_detect(subparsers: Any) -> None:
 
 
 def run_detect(args: argparse.Namespace) -> int:
-    text = read_input(args.file)
-    with make_client(args) as client:
+    text = _text(args)
+    with client_for(args) as client:
         result = client.detect(text)
     if args.json:
         write_output(to_json(result), STDIN)

@@ -6,14 +6,14 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
-from dragoman.client.cli.common import CliError, UsageError
+from dragoman.client.cli.common import UsageError
 
 if TYPE_CHECKING:
     from dragoman.server.config import ServerConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from dragoman.client.cli.common import PROG  # noqa: F401 - keeps import order explicit
+    from dragoman.server.config import add_arguments
 
     parser = subparsers.add_parser(
         "serve",
@@ -24,17 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "environment variable; a flag wins over the environment, which wins over the default."
         ),
     )
-    try:
-        from dragoman.server.config import add_arguments
-    except ModuleNotFoundError:  # client-only installation
-        parser.set_defaults(func=_missing_server)
-        return
     add_arguments(parser)
     parser.set_defaults(func=_run)
-
-
-def _missing_server(args: argparse.Namespace) -> int:
-    raise CliError("the server is not installed here: pip install dragoman (full package)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -59,6 +50,11 @@ def _run(args: argparse.Namespace) -> int:
     flags = {k: v for k, v in vars(args).items() if k in names}
     try:
         config = load_config(flags)
+        if config.models and not config.models_dir.is_dir() and not config.install:
+            # A typo would otherwise serve an empty store without a word.
+            raise UsageError(f"model store folder {config.models_dir} does not exist (create "
+                             "it, install a model into it, or leave --models out for the "
+                             "default)")
         configure_logging(config.log_format)
         configure_tracing()  # spans, when the [otel] extra is installed and OTEL_* says where
         if config.install:

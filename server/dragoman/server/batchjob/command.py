@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dragoman.server.batchjob.job import Engine, JobOptions
 from dragoman.server.batchjob.readers import (
@@ -32,7 +33,10 @@ from dragoman.server.batchjob.writers import (
     open_sink,
     output_format,
 )
-from dragoman.server.errors import InvalidInput
+from dragoman.server.errors import InvalidInput, ModelNotFound
+
+if TYPE_CHECKING:
+    from dragoman.client.results import Languages
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +105,32 @@ def open_engine(spec: BatchSpec) -> Iterator[Engine]:
     from dragoman.server.batchjob.remote import RemoteEngine
 
     with Client(spec.server, timeout=spec.timeout, **dict(spec.client_options)) as client:  # type: ignore[arg-type]
+        check_remote_route(client.languages(), spec.job)
         remote = RemoteEngine(client, spec.job, spec.run.window)
         try:
             yield remote
         finally:
             remote.close()
+
+
+def check_remote_route(languages: Languages, job: JobOptions) -> None:
+    """Fail before reading any input when the server has no model for the job, as the local
+    engine does: otherwise every document of the archive becomes a NOT_FOUND record."""
+    names = {m.name for m in languages.models}
+    if job.model and job.model not in names:
+        raise ModelNotFound(f"no model named {job.model!r} is installed on the server; "
+                            f"installed: {', '.join(sorted(names)) or 'none'}")
+    source, target = job.source_language, job.target_language
+    if job.task == "translate" and not job.model and source and source != target:
+        pairs = {(p.source_language, p.target_language) for p in languages.pairs}
+        if (source, target) not in pairs:
+            have = ", ".join(sorted(f"{s}->{t}" for s, t in pairs)) or "none"
+            raise ModelNotFound(f"no model on the server translates {source}->{target}; its "
+                                f"pairs: {have}")
+    if (job.task == "summarise" and job.method == "abstractive" and not job.model
+            and not languages.summarisation_languages):
+        raise ModelNotFound("no abstractive summariser is installed on the server (use "
+                            "--method auto or extractive)")
 
 
 def run_batch(spec: BatchSpec, progress: ProgressReporter | None = None) -> Summary:

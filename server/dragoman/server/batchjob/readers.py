@@ -133,13 +133,20 @@ def _identifier(value: Any) -> str | None:
 # -- JSONL ---------------------------------------------------------------------------------
 
 
+def json_problem(exc: json.JSONDecodeError, key: str) -> str:
+    """``Expecting value at line 3 column 1``: the record's line (``key``, "line N") where
+    there is one, and json's message without its own trailing "at"."""
+    where = f"{key} column {exc.colno}" if key.startswith("line ") else f"column {exc.colno}"
+    return f"{exc.msg.removesuffix(' at')} at {where}"
+
+
 def parse_jsonl_line(line: str, ordinal: int, key: str, fields: FieldOptions) -> Item:
     """One JSONL line as a document; the raw line is kept so other fields pass unchanged."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         return Rejected(ordinal, key, None, MALFORMED_RECORD,
-                        f"not valid JSON ({exc.msg} at column {exc.colno})")
+                        f"not valid JSON ({json_problem(exc, key)})")
     if not isinstance(record, dict):
         return Rejected(ordinal, key, None, MALFORMED_RECORD,
                         f"a JSON {type(record).__name__}, not an object")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -215,6 +217,7 @@ def create_server(
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     files = CertificateFiles(tls) if tls is not None else None
+    check_port_free(address)
     try:
         if files is not None:
             port = server.add_secure_port(address, files.credentials())
@@ -226,6 +229,30 @@ def create_server(
         raise DragomanError(f"cannot listen on {address}")
     return ServerHandle(server, port, health_servicer, service, executor, tls=files,
                         metrics=metrics, translation=translation, calls=calls)
+
+
+def check_port_free(address: str) -> None:
+    """Refuse a port in use before gRPC tries it: its C core would print a raw ``E... add_port``
+    log line to stderr before our one-line error. Port 0 and unix sockets are not checked."""
+    host, _, port_text = address.rpartition(":")
+    if address.startswith("unix:") or not port_text.isdigit() or int(port_text) == 0:
+        return
+    host = host.strip("[]") or None
+    try:
+        candidates = socket.getaddrinfo(host, int(port_text), type=socket.SOCK_STREAM,
+                                        flags=socket.AI_PASSIVE)
+    except OSError:
+        return  # gRPC reports the unresolvable name itself
+    for family, kind, proto, _name, sockaddr in candidates:
+        with contextlib.closing(socket.socket(family, kind, proto)) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise DragomanError(
+                        f"cannot listen on {address}: port {port_text} is already in use "
+                        "(another `dragoman serve`? choose one with --address)") from None
 
 
 def tls_settings(config: ServerConfig) -> TlsSettings | None:
@@ -264,7 +291,11 @@ async def start(service: Dragoman, config: ServerConfig) -> ServerHandle:
     names = models_to_preload(service, config)
     started = time.monotonic()
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(handle.executor, service.registry.preload, names)
+    try:
+        await loop.run_in_executor(handle.executor, service.registry.preload, names)
+    except BaseException:
+        await handle.stop(0)  # stopped on this loop, not by gRPC's __del__ after it closed
+        raise
     in_memory = set(service.registry.loaded_names())
     loaded = [name for name in names if name in in_memory]
     logger.info("loaded %d model(s) in %.2fs: %s", len(loaded), time.monotonic() - started,
