@@ -22,6 +22,7 @@ from dragoman.server.http.common import Dialect, Handler
 from dragoman.server.http.files import FileStore
 from dragoman.server.http.keys import CALLS, FILES
 from dragoman.server.http.spec import openapi
+from dragoman.server.http.tls import ReloadingContext
 from dragoman.server.service import Dragoman
 
 __all__ = ["HttpServer", "create_app", "parse_address"]
@@ -128,10 +129,12 @@ def parse_address(address: str) -> tuple[str, int]:
 class HttpServer:
     """The HTTP server of one Dragoman process."""
 
-    def __init__(self, app: web.Application, address: str, grace: float = 5.0) -> None:
+    def __init__(self, app: web.Application, address: str, grace: float = 5.0,
+                 tls: ReloadingContext | None = None) -> None:
         self.app = app
         self.address = address
         self.port = 0
+        self.tls = tls  # HTTPS with the gRPC listener's certificate when set
         # grace: how long requests in flight may take to finish on stop.
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=grace)
@@ -139,7 +142,8 @@ class HttpServer:
     async def start(self) -> HttpServer:
         host, port = parse_address(self.address)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        site = web.TCPSite(self._runner, host, port, reuse_address=True,
+                           ssl_context=self.tls.context if self.tls is not None else None)
         try:
             await site.start()
         except OSError as exc:

@@ -29,6 +29,7 @@ from dragoman.server.access import AccessControl
 from dragoman.server.errors import DragomanError
 from dragoman.server.http import observe as http_observe
 from dragoman.server.http.app import HttpServer, create_app
+from dragoman.server.http.tls import ReloadingContext
 from dragoman.server.observability.metrics import Metrics
 from dragoman.server.rpc.observe import ObserveInterceptor
 from dragoman.server.rpc.auth import AccessInterceptor
@@ -96,6 +97,8 @@ class ServerHandle:
     def reload_tls(self) -> None:
         if self.tls is not None:
             self.tls.request_reload()
+        if self.http is not None and self.http.tls is not None:
+            self.http.tls.request_reload()
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -333,14 +336,16 @@ async def start_http(handle: ServerHandle, config: ServerConfig) -> HttpServer |
     app = create_app(handle.service, handle.executor, access)
     http_observe.install(app, handle.metrics)  # request ids, counts by route, /metrics
     try:
-        http = await HttpServer(app, config.http_address, config.grace).start()
+        settings = tls_settings(config)
+        https = ReloadingContext(settings) if settings is not None else None
+        http = await HttpServer(app, config.http_address, config.grace, https).start()
     except DragomanError as exc:
         if config.http_address != DEFAULT_HTTP_ADDRESS:
             raise
         logger.warning("%s; serving gRPC only (set --http HOST:PORT, or --http off)", exc)
         return None
-    logger.info("HTTP on %s (port %d): LibreTranslate and DeepL APIs, /v1 JSON, web page at /",
-                config.http_address, http.port)
+    logger.info("%s on %s (port %d): LibreTranslate and DeepL APIs, /v1 JSON, web page at /",
+                "HTTPS" if https is not None else "HTTP", config.http_address, http.port)
     return http
 
 
