@@ -68,6 +68,9 @@ SMOKE = LatencyPlan(docs=4, chars=500, interactive=2, every=0.05, bulk_docs=4, m
                    ahead=8)
 
 
+SMALL_RECIPE = prepare.ModelRecipe(layers=3, d_model=256, heads=4, ffn=1024)
+
+
 def _request(doc: measure.Doc, priority: str = "") -> pb.TranslateRequest:
     req = pb.TranslateRequest(text=doc.text, source_language="en", target_language="de", id=doc.id)
     if priority and HAS_PRIORITY:
@@ -199,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, help="clients (one article each) in the burst")
     parser.add_argument("--interactive", type=int, help="articles the interactive client sends")
     parser.add_argument("--chars", type=int, help="characters per article")
+    parser.add_argument("--small-model", action="store_true",
+                        help="3+3 layers, d_model 256 (same vocabulary): for a loaded machine")
     parser.add_argument("--bulk-docs", type=int, help="distinct articles the bulk stream cycles")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -213,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = throughput._replace(plan, chars=args.chars)  # type: ignore[arg-type]
     if args.bulk_docs:
         plan = throughput._replace(plan, bulk_docs=args.bulk_docs)  # type: ignore[arg-type]
-    recipe = throughput.SMOKE_RECIPE if args.smoke else prepare.ModelRecipe()
+    recipe = (throughput.SMOKE_RECIPE if args.smoke else SMALL_RECIPE if args.small_model
+              else prepare.ModelRecipe())
     threads = throughput._threads(args.threads)
     load = os.getloadavg()[0]
     print(f"# host: {os.cpu_count()} cores, load average {load:.2f} at start; threads "
@@ -231,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     interactive = docs[plan.docs + plan.bulk_docs:]
     options = model.default_options()
     tokens = throughput._tokens(burst)
+    print(f"# model: {recipe.layers}+{recipe.layers} layers, d_model {recipe.d_model}, vocabulary "
+          f"{recipe.vocab_size}, {recipe.quantization}, beam {options.beam_size}")
     print(f"# burst: {len(burst)} articles, {tokens} source tokens; interactive: "
           f"{len(interactive)} articles, one every {plan.every:g} s; bulk stream cycles "
           f"{len(bulk)} articles ({plan.chars} characters each)")
@@ -243,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  raw: {raw.tokens_per_s:.0f} tokens/s (burst), {raw_bulk.tokens_per_s:.0f} (bulk docs)")
 
     flags = throughput._server_flags(threads, args.budget, "dynamic", 2.0)
+    flags["max_request_seconds"] = 0  # a saturating stream is the point: no time cap
     server, _ = throughput._start(store, args.workdir, "latency", flags)
     with server:
         measure.service_latencies(server, throughput.SHORT_SENTENCE, 1)  # warm up

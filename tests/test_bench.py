@@ -79,3 +79,16 @@ def test_model_sources_bench_runs(tmp_path: Path) -> None:
     assert "argos:en-de: 1 file(s)" in done.stdout
     assert "opus-mt:de-en:" in done.stdout and "model.safetensors" in done.stdout
     assert "pytorch_model.bin" not in done.stdout
+
+
+def test_latency_bench_runs(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "latency.py"), "--smoke", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for row in ("| (a) raw translate_batch", "| (a1) p50 latency / wall time",
+                "| (b) interactive beside bulk, p50 x idle", "| (c) bulk stream throughput x raw"):
+        assert row in done.stdout, row
+    assert "priority field: yes" in done.stdout
+    assert "targets (measured, not asserted):" in done.stdout
