@@ -70,7 +70,7 @@ from dragoman.server.batchjob.writers import (
     write_parquet_atomically,
 )
 from dragoman.server.config import ServerConfig, env_name, load_config
-from dragoman.server.errors import InvalidInput
+from dragoman.server.errors import InvalidInput, ModelFailed
 
 logger = logging.getLogger(__name__)
 
@@ -627,14 +627,13 @@ def _run_blocks(spec: RaySpec, out: Path, todo: list[dict[str, Any]], manifest: 
         scheduling_strategy="SPREAD",
     )
     by_id = {b["id"]: b for b in todo}
-    committed = failed = 0
+    committed = 0
+    failures: dict[int, str] = {}
     for row in processed.iter_rows():
         block = by_id[int(row["block"])]
         if row["error"] is not None:
-            _commit_failed(spec, out, block, row["error"], manifest)
-            failed += 1
-            progress.advance(0, int(block["docs"] or 0), 0)
-            _note_failed_blocks(progress, failed)
+            failures[block["id"]] = row["error"]
+            _note_failed_blocks(progress, len(failures))
             continue
         manifest.add({"block": block["id"], "done": row["done"], "failed": row["failed"],
                       "chars": row["chars"]})
@@ -642,15 +641,20 @@ def _run_blocks(spec: RaySpec, out: Path, todo: list[dict[str, Any]], manifest: 
         progress.advance(int(row["done"]), int(row["failed"]), int(row["chars"]))
     # Blocks Ray gave up on (their actor died on every attempt) never came back.
     for block in todo:
-        if block["id"] not in manifest.blocks:
-            _commit_failed(spec, out, block, f"its worker died on each of {options.attempts} "
-                           "attempts (see the Ray logs)", manifest)
-            failed += 1
-            _note_failed_blocks(progress, failed)
-    if failed and not committed and len(todo) > 1:
-        raise RuntimeError(f"all {failed} blocks of this run failed, the last because "
-                           f"{manifest.blocks[todo[-1]['id']].get('reason', '')}; check the "
-                           "models and the Ray logs, then rerun with --restart")
+        if block["id"] not in manifest.blocks and block["id"] not in failures:
+            failures[block["id"]] = (f"its worker died on each of {options.attempts} attempts "
+                                     "(see the Ray logs)")
+    if failures and not committed and len(todo) > 1:
+        # Nothing works (a model missing on the nodes, say): stop, leaving the blocks unlisted
+        # so that a rerun tries them again, rather than failing every document.
+        last = failures[max(failures)]
+        raise ModelFailed(f"all {len(failures)} blocks of this run failed, the last with: "
+                          f"{last}; fix the cause (models, Ray logs) and rerun to resume")
+    for block_id, reason in sorted(failures.items()):
+        _commit_failed(spec, out, by_id[block_id], reason, manifest)
+        progress.advance(0, int(manifest.blocks[block_id]["failed"]), 0)
+    _note_failed_blocks(progress, len(failures))
+    failed = len(failures)
     return committed, failed
 
 
