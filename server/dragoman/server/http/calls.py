@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
 from dragoman.server.access import AccessControl, Principal
-from dragoman.server.errors import DragomanError, InvalidInput, Overloaded
+from dragoman.server.errors import DeadlineExceeded, DragomanError, InvalidInput, Overloaded
 from dragoman.server.service import (
     Dragoman,
     LanguagesInfo,
@@ -26,6 +27,10 @@ from dragoman.server.text.langdetect import Detection
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def _pair(req: TranslateInput) -> tuple[str, str, str]:
+    return (req.source_language, req.target_language, req.model)
 
 
 class TooLarge(InvalidInput):
@@ -99,21 +104,39 @@ class Calls:
         return await asyncio.get_running_loop().run_in_executor(  # keeps the request id
             self.executor, contextvars.copy_context().run, fn, *args)
 
-    async def _future(self, fn: Callable[..., Future[T]], *args: Any) -> T:
+    async def _future(self, fn: Callable[..., Future[T]], *args: Any,
+                      pair: tuple[str, str, str] | None = None) -> T:
         """Prepare on the pool (``fn`` returns a future), then await the future; a cancelled
-        request cancels its queued work."""
+        request cancels its queued work.
+
+        HTTP callers set no deadline, so the server's ``--max-request-seconds`` is theirs, as
+        on gRPC: a request for a known ``pair`` (source, target, model) that cannot be decoded
+        in time is refused on the loop, and one that runs out of time fails with its work
+        dropped."""
+        service = self.service
+        deadline = service.request_deadline(None)
+        if pair is not None:
+            service.refuse_if_late(*pair, deadline)
         loop = asyncio.get_running_loop()
         prepared = loop.run_in_executor(
-            self.executor, contextvars.copy_context().run, fn, *args, None)
+            self.executor, contextvars.copy_context().run, fn, *args, deadline)
         try:
             fut = await asyncio.shield(prepared)
         except asyncio.CancelledError:
             prepared.add_done_callback(_cancel_result)
             raise
-        return await asyncio.wrap_future(fut)
+        if deadline is None:
+            return await asyncio.wrap_future(fut)
+        try:
+            return await asyncio.wait_for(
+                asyncio.wrap_future(fut), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise DeadlineExceeded(
+                "the request ran out of time in the server (--max-request-seconds "
+                f"{service.limits.max_request_seconds:g}); its work was dropped") from None
 
     async def translate(self, req: TranslateInput) -> TranslateOutput:
-        return await self._future(self.service.translate, req)
+        return await self._future(self.service.translate, req, pair=_pair(req))
 
     async def translate_detected(self, req: TranslateInput) -> tuple[TranslateOutput, Detection | None]:
         """Translate; with no source language, detect it first in the same trip to the pool
@@ -126,7 +149,7 @@ class Calls:
             found.append(self.service.detect(req.text))
             return self.service.translate(replace(req, source_language=found[0].language), deadline)
 
-        out = await self._future(prepare)
+        out = await self._future(prepare, pair=_pair(req))
         return out, (found[0] if found else None)
 
     async def translate_all(
