@@ -119,10 +119,14 @@ def test_batch_output_in_a_missing_folder_is_a_usage_error(tmp_path: Path,
 
 
 def test_script_above_the_clone_imports_the_installed_client(tmp_path: Path) -> None:
-    """`dragoman` must not resolve to the clone's folder when run from its parent."""
+    """Run from the folder holding a clone named dragoman/ (as `git clone` names it), the
+    clone's client/ folder must not shadow the installed dragoman.client (tests/run installs
+    in editable compat mode for this)."""
+    (tmp_path / "dragoman").symlink_to(ROOT, target_is_directory=True)
     script = "from dragoman.client import Client; print(Client.__module__)"
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT.parent, capture_output=True,
-                          text=True, timeout=60)
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "dragoman.client.api"
 

@@ -97,6 +97,8 @@ def test_wheel_contains_stubs_and_entry_point(tmp_path: Path) -> None:
     assert "dragoman/v1/summarisation_pb2_grpc.py" in names
     assert "dragoman/server/rpc/app.py" in names
     assert "dragoman/client/cli/__init__.py" in names
+    for package in ("client", "server", "v1"):  # typed packages (PEP 561)
+        assert f"dragoman/{package}/py.typed" in names
     assert not any(n.startswith(("server/", "client/")) for n in names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "dragoman = dragoman.client.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()

@@ -1,8 +1,8 @@
 """The `dragoman` command line: parser, command registration and the one error boundary.
 
 Each command module exposes `register(subparsers) -> None`, adding sub-parsers whose defaults set
-`func(args) -> int`. Modules that are not part of this installation are skipped, so the client
-CLI works without the server package.
+`func(args) -> int`. One distribution installs the client and the server together, so every
+command is always there; the server package is imported only when a command runs that needs it.
 """
 
 from __future__ import annotations
@@ -168,15 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_global_options(parser, inherited=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        module_name = f"{__name__}.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            logger.debug("command module %s is not installed", module_name)
-            continue
-        module.register(subparsers)
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)
     seen: set[int] = set()
     for name, subparser in subparsers.choices.items():
         if id(subparser) not in seen:

@@ -186,12 +186,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _batch_modules() -> Any:
-    try:
-        from dragoman.server.batchjob import command
-    except ModuleNotFoundError as error:
-        if (error.name or "").startswith("dragoman.server"):
-            raise CliError("`dragoman batch` needs the server package (pip install dragoman)") from None
-        raise
+    from dragoman.server.batchjob import command
+
     return command
 
 

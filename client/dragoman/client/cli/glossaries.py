@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from dragoman.client.cli.common import EXIT_OK, CliError, UsageError, format_table, write_output
+from dragoman.client.cli.common import EXIT_OK, UsageError, format_table, write_output
 
 MODELS_HELP = "model store folder (default: $DRAGOMAN_MODELS, else the per-user data folder)"
 
@@ -59,12 +59,10 @@ def parse_term(value: str) -> tuple[str, str]:
 
 
 def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    try:
-        from dragoman.server.config import load_config
-        from dragoman.server.errors import DragomanError
-        from dragoman.server.glossary import GlossaryStore
-    except ModuleNotFoundError:
-        raise CliError("the server package is not installed here") from None
+    from dragoman.server.config import load_config
+    from dragoman.server.errors import DragomanError
+    from dragoman.server.glossary import GlossaryStore
+
     try:
         config = load_config({"models": args.models})
     except DragomanError as exc:

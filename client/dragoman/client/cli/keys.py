@@ -10,7 +10,6 @@ import sys
 
 from dragoman.client.cli.common import (
     EXIT_OK,
-    CliError,
     UsageError,
     format_table,
     positive_int,
@@ -53,10 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    try:
-        from dragoman.server.access import KeyStore
-    except ModuleNotFoundError:
-        raise CliError("the server package is not installed here") from None
+    from dragoman.server.access import KeyStore
+
     path = args.keys_file or os.environ.get(KEYS_ENV, "").strip()
     if not path:
         raise UsageError(f"keys: give --keys FILE or set {KEYS_ENV}")

@@ -77,12 +77,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    try:
-        from dragoman.server.config import load_config
-        from dragoman.server.errors import DragomanError
-        from dragoman.server.store import ModelStore
-    except ModuleNotFoundError:
-        raise CliError("the server package is not installed here") from None
+    from dragoman.server.config import load_config
+    from dragoman.server.errors import DragomanError
+    from dragoman.server.store import ModelStore
+
     try:
         config = load_config({"models": args.models,
                               "max_model_mb": getattr(args, "max_model_mb", None)})
@@ -170,10 +168,8 @@ def _languages(codes: tuple[str, ...]) -> str:
 
 
 def _available(args: argparse.Namespace) -> int:
-    try:
-        from dragoman.server.sources.catalogue import available
-    except ModuleNotFoundError:
-        raise CliError("the server package is not installed here") from None
+    from dragoman.server.sources.catalogue import available
+
     entries, problems = available(args.source, args.from_language, args.to_language)
     for problem in problems:
         print(f"dragoman: warning: {one_line(problem)} (listing the other sources)",
