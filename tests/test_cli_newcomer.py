@@ -179,3 +179,23 @@ def test_json_errors_name_the_line_and_say_at_once() -> None:
     control = parse_jsonl_line('{"text": "a\x01b"}', 0, "line 1", FieldOptions())
     assert "Invalid control character at line 1 column" in control.reason  # type: ignore[union-attr]
     assert "at at" not in control.reason  # type: ignore[union-attr]
+
+
+def test_a_newly_installed_model_is_logged(tmp_path: Path, sp_model: Path,
+                                           caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from conftest import install_copy_model
+    from dragoman.server.registry import ModelRegistry
+    from dragoman.server.store import ModelStore
+
+    store = tmp_path / "models"
+    install_copy_model(store, sp_model, "first", "en", "de")
+    with caplog.at_level(logging.INFO, logger="dragoman.server.registry"):
+        registry = ModelRegistry(ModelStore(store))
+        assert not [r for r in caplog.records if "was installed" in r.getMessage()]
+        install_copy_model(store, sp_model, "second", "de", "en")
+        registry.refresh()
+    messages = [r.getMessage() for r in caplog.records if "was installed" in r.getMessage()]
+    assert messages == ["model second was installed (translate de -> en); serving it"]
+    registry.close(timeout=1.0)

@@ -104,6 +104,8 @@ class ModelRegistry:
                 name for name, old in self._installed.items()
                 if name not in models or models[name].install_id != old.install_id
             ]
+            # New names (not at start-up, which logs what it loads itself).
+            added = sorted(models.keys() - self._installed.keys()) if self._refreshed_at else []
             retired = [self._loaded.pop(name) for name in changed if name in self._loaded]
             for name in changed:
                 self._broken.pop(name, None)
@@ -116,6 +118,10 @@ class ModelRegistry:
                                    folder.name, folder.reason)
             self._unreadable = {folder.name: folder.reason for folder in unreadable}
             self._refreshed_at = time.monotonic()
+        for name in added:
+            manifest = models[name].manifest
+            logger.info("model %s was installed (%s %s -> %s); serving it", name, manifest.task,
+                        ",".join(manifest.source_languages), ",".join(manifest.target_languages))
         for name in changed:
             logger.info("model %s was %s; %s", name,
                         "reinstalled" if name in models else "removed",
