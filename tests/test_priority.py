@@ -202,7 +202,7 @@ def test_unspecified_priority_is_the_rpcs_default() -> None:
 @pytest.fixture
 def recording_server(copy_store: Path) -> Iterator[tuple[ServerThread, list[Priority]]]:
     config = server_config(copy_store, inter_threads=1, batch_wait_ms=0.0, cache_entries=0,
-                           preload=("copy-en-de",))
+                           preload=("copy-en-de",), http_address="127.0.0.1:0")
     server = ServerThread(build_service(config), config).start()
     service = server.service
     seen: list[Priority] = []
@@ -272,3 +272,13 @@ def test_cli_summarise_sends_the_priority() -> None:
         assert fake.summarisation.requests[-1].priority == pb.PRIORITY_BULK
         done = dragoman("--server", fake.address, "summarise", "-", stdin="One. Two.")
         assert fake.summarisation.requests[-1].priority == pb.PRIORITY_UNSPECIFIED
+
+
+def test_http_calls_are_interactive(recording_server) -> None:  # type: ignore[no-untyped-def]
+    import requests
+
+    server, seen = recording_server
+    reply = requests.post(f"{server.http_url}/translate", timeout=60,
+                          json={"q": "The council met.", "source": "en", "target": "de"})
+    assert reply.status_code == 200, reply.text
+    assert seen == [INTERACTIVE]
