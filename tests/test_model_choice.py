@@ -185,16 +185,31 @@ def test_unknown_names_reread_the_store_at_most_once_a_second(
 
     root = tmp_path / "models"
     shutil.copytree(models, root)
-    registry = ModelRegistry(ModelStore(root))
+    now = [100.0]  # a clock the test moves: no dependence on how fast this machine runs
+    registry = ModelRegistry(ModelStore(root), clock=lambda: now[0])
     reads = []
     real_refresh = registry.refresh
     monkeypatch.setattr(registry, "refresh", lambda: reads.append(1) or real_refresh())
-    for _ in range(20):
+    window = registry_module.STORE_REREAD_SECONDS
+    assert window == 1.0
+    for step in range(20):
+        now[0] = 100.0 + step * window / 20  # all within the second after the start-up read
         with pytest.raises(ModelNotFound):
             registry.route("en", "de", "copy-en-de-new")
     assert reads == []  # the store was read at start, less than a second ago
     # A model installed while serving can be named once the store may be read again.
     install_copy_model(root, sp_model, "copy-en-de-new", "en", "de", swap=True)
-    monkeypatch.setattr(registry_module, "STORE_REREAD_SECONDS", 0.0)
+    with pytest.raises(ModelNotFound):  # still inside the second
+        registry.route("en", "de", "copy-en-de-new")
+    assert reads == []
+    now[0] = 100.0 + window
     assert registry.route("en", "de", "copy-en-de-new").models == ("copy-en-de-new",)
     assert len(reads) == 1
+    # Unknown names again: one read per second at most, however many requests.
+    for second in (1, 2):
+        now[0] += window
+        for _ in range(20):
+            with pytest.raises(ModelNotFound):
+                registry.route("en", "de", "missing")
+            now[0] += window / 40
+        assert len(reads) == 1 + second

@@ -66,8 +66,10 @@ class ModelRegistry:
         runtime: RuntimeOptions = RuntimeOptions(),
         batching: BatchingOptions = BatchingOptions(),
         routing: RoutingOptions = RoutingOptions(),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        self._clock = clock  # when the store was last read (tests pass a fake one)
         self.runtime = runtime
         self.batching = batching
         self.routing = routing
@@ -80,7 +82,7 @@ class ModelRegistry:
         self._unreadable: dict[str, str] = {}
         self._listeners: list[Callable[[str], None]] = []
         self._lock = threading.RLock()
-        self._refreshed_at = 0.0
+        self._refreshed_at: float | None = None  # None: never read
         self.observer: ModelObserver | None = None  # metrics: loads here, batches in batchers
         self.refresh()
 
@@ -105,7 +107,8 @@ class ModelRegistry:
                 if name not in models or models[name].install_id != old.install_id
             ]
             # New names (not at start-up, which logs what it loads itself).
-            added = sorted(models.keys() - self._installed.keys()) if self._refreshed_at else []
+            added = (sorted(models.keys() - self._installed.keys())
+                     if self._refreshed_at is not None else [])
             retired = [self._loaded.pop(name) for name in changed if name in self._loaded]
             for name in changed:
                 self._broken.pop(name, None)
@@ -117,7 +120,7 @@ class ModelRegistry:
                     logger.warning("model folder %s is broken and not served: %s",
                                    folder.name, folder.reason)
             self._unreadable = {folder.name: folder.reason for folder in unreadable}
-            self._refreshed_at = time.monotonic()
+            self._refreshed_at = self._clock()
         for name in added:
             manifest = models[name].manifest
             logger.info("model %s was installed (%s %s -> %s); serving it", name, manifest.task,
@@ -251,7 +254,8 @@ class ModelRegistry:
         exist cannot keep the server reading manifests."""
         with self._lock:
             found = self._installed.get(name)
-            stale = time.monotonic() - self._refreshed_at >= STORE_REREAD_SECONDS
+            stale = self._refreshed_at is None or (
+                self._clock() - self._refreshed_at >= STORE_REREAD_SECONDS)
         if found is None and stale:
             self.refresh()
             with self._lock:
