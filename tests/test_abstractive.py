@@ -11,6 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field, replace
 
@@ -76,10 +77,11 @@ class SpyBatcher(Batcher):
         super().__init__(model, BatchingOptions(wait_ms=0))  # type: ignore[arg-type]
         self.calls: list[_Call] = []
 
-    def submit(self, items: Sequence[Encoded], options: DecodingOptions, deadline: float | None = None) -> list[Future[tuple[str, ...]]]:
+    def submit(self, items: Sequence[Encoded], options: DecodingOptions, deadline: float | None = None,
+               **more: Any) -> list[Future[tuple[str, ...]]]:
         call = _Call(list(items), options)
         self.calls.append(call)
-        call.futures = super().submit(items, options, deadline)
+        call.futures = super().submit(items, options, deadline, **more)
         return call.futures
 
 
