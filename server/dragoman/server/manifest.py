@@ -192,8 +192,22 @@ def read_manifest(model_dir: Path) -> Manifest:
 
 
 def write_manifest(model_dir: Path, manifest: Manifest) -> Path:
+    from dragoman.server.atomicfile import write_atomic
+
     path = model_dir / MANIFEST_NAME
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(manifest.to_json(), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, manifest.to_json().encode("utf-8"))
     return path
+
+
+@dataclass(frozen=True)
+class InstallOptions:
+    """What the user tells ``models install`` where the source does not say it itself."""
+
+    name: str | None = None
+    task: str | None = None
+    source_languages: tuple[str, ...] = ()
+    target_languages: tuple[str, ...] = ()
+    quantization: str = "int8"
+    force: bool = False
+    # Replaces the text prefix a converter would pick (T5: "summarize: "); None keeps it.
+    text_prefix: str | None = None

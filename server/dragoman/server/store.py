@@ -33,15 +33,16 @@ from dragoman.server.confine import (  # noqa: F401 - safe_extract, MAX_UNPACKED
     too_big,
 )
 from dragoman.server.errors import ModelNotFound, StoreError
-from dragoman.server.memory import model_bin_problem
-from dragoman.server.manifest import (
+from dragoman.server.manifest import (  # InstallOptions: re-exported, callers import it here
     MANIFEST_NAME,
+    InstallOptions,
     Manifest,
     Tokenizer,
     check_confined,
     read_manifest,
     write_manifest,
 )
+from dragoman.server.memory import model_bin_problem
 
 logger = logging.getLogger(__name__)
 
@@ -85,20 +86,6 @@ class BrokenFolder:
 
     name: str  # the folder's name (its manifest, which would name the model, is unreadable)
     reason: str
-
-
-@dataclass(frozen=True)
-class InstallOptions:
-    """What the user tells ``models install`` where the source does not say it itself."""
-
-    name: str | None = None
-    task: str | None = None
-    source_languages: tuple[str, ...] = ()
-    target_languages: tuple[str, ...] = ()
-    quantization: str = "int8"
-    force: bool = False
-    # Replaces the text prefix a converter would pick (T5: "summarize: "); None keeps it.
-    text_prefix: str | None = None
 
 
 class ModelStore:

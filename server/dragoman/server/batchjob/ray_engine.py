@@ -36,12 +36,12 @@ import logging
 import os
 import shutil
 import time
-import uuid
 import zlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dragoman.server.atomicfile import fsync_dir, write_atomic
 from dragoman.server.batchjob.job import (
     MALFORMED_INPUT,
     Document,
@@ -61,10 +61,14 @@ from dragoman.server.batchjob.readers import (
     open_reader,
     parquet_row_item,
 )
-from dragoman.server.batchjob.runner import NoProgress, ProgressReporter, Summary, process_documents
+from dragoman.server.batchjob.runner import (
+    NoProgress,
+    ProgressReporter,
+    Summary,
+    process_documents,
+)
 from dragoman.server.batchjob.writers import (
     error_record,
-    fsync_dir,
     record_line,
     result_schema,
     write_parquet_atomically,
@@ -329,12 +333,7 @@ def _replace_file(path: Path, data: bytes | None) -> None:
     if data is None:
         path.unlink(missing_ok=True)
         return
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(temp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    write_atomic(path, data)
 
 
 # -- the actors ----------------------------------------------------------------------------

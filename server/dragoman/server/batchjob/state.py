@@ -9,12 +9,11 @@ the same input, task and options; a different command must not resume it.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from dragoman.server.batchjob.writers import fsync_dir
+from dragoman.server.atomicfile import write_atomic
 from dragoman.server.errors import InvalidInput
 
 STATE_VERSION = 1
@@ -70,14 +69,8 @@ class StateFile:
             ) from None
 
     def save(self, checkpoint: Checkpoint) -> None:
-        temp = self.path.with_name(f".{self.path.name}.tmp")
         data = json.dumps(asdict(checkpoint), ensure_ascii=False, indent=1, sort_keys=True)
-        with open(temp, "w", encoding="utf-8") as handle:
-            handle.write(data + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, self.path)
-        fsync_dir(self.path.parent)
+        write_atomic(self.path, (data + "\n").encode("utf-8"))
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Protocol
 
+from dragoman.server.atomicfile import commit, fsync_dir
 from dragoman.server.batchjob.job import Document, FieldOptions, JobOptions, Outcome
 from dragoman.server.errors import InvalidInput
 from dragoman.server.text.unicode import unicode_problem
@@ -34,15 +35,6 @@ _TAR_MODES = {".tar": "w", ".tar.gz": "w:gz", ".tgz": "w:gz", ".tar.bz2": "w:bz2
 
 def errors_path(output: Path) -> Path:
     return output.with_name(output.name + ".errors.jsonl")
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new file in ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def output_format(output: Path, input_kind: str) -> str:
@@ -336,9 +328,7 @@ class TreeSink:
                 self._write_zip(temp)
             else:
                 self._write_tar(temp)
-            with open(temp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(temp, self.path)
+            commit(temp, self.path)
         fsync_dir(self.path.parent)
         shutil.rmtree(self.staging, ignore_errors=True)
 
@@ -377,10 +367,7 @@ def write_parquet_atomically(table: Any, path: Path) -> None:
 
     temp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, temp)
-    with open(temp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-    fsync_dir(path.parent)
+    commit(temp, path)
 
 
 class ParquetSink:
@@ -455,10 +442,7 @@ class ParquetSink:
             with pq.ParquetWriter(temp, self.schema) as writer:
                 for part in parts:
                     writer.write_table(pq.read_table(part, schema=self.schema))
-            with open(temp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(temp, self.path)
-            fsync_dir(self.path.parent)
+            commit(temp, self.path)
             shutil.rmtree(self.staging, ignore_errors=True)
 
     def close(self) -> None:

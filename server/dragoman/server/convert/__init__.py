@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from dragoman.server.errors import StoreError
-from dragoman.server.manifest import Manifest
-from dragoman.server.store import InstallOptions
+from dragoman.server.manifest import InstallOptions, Manifest
 
 # model_type in config.json -> "module:function" converting that family.
 FAMILIES: dict[str, str] = {

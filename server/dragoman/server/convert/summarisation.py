@@ -24,8 +24,7 @@ from typing import Any
 
 from dragoman.server.convert.common import run_transformers_converter
 from dragoman.server.errors import StoreError
-from dragoman.server.manifest import Generation, Manifest, Tokenizer
-from dragoman.server.store import InstallOptions
+from dragoman.server.manifest import Generation, InstallOptions, Manifest, Tokenizer
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,7 @@ from dragoman.server.langcodes import (
     parse_opus,
     to_iso639_1,
 )
-from dragoman.server.manifest import Generation, Manifest, Tokenizer
-from dragoman.server.store import InstallOptions
+from dragoman.server.manifest import Generation, InstallOptions, Manifest, Tokenizer
 
 logger = logging.getLogger(__name__)
 
