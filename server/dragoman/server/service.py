@@ -143,6 +143,17 @@ class LanguagesInfo:
 
 
 @dataclass(frozen=True)
+class _Summarised:
+    """A summary in the article's language, before any translation of it."""
+
+    summary: str
+    passes: int
+    sentences: int
+    models: tuple[str, ...]
+    method: str  # "extractive" or "abstractive"
+
+
+@dataclass(frozen=True)
 class _Translated:
     sentences: list[str]
     cached: int
@@ -419,10 +430,14 @@ class Dragoman:
         cached = 0
         # The install id keeps a replaced model's sentences apart (see _model_changed).
         scope = (leg.model, lm.install_id, leg.source, leg.target, options)
+
+        def cache_key(sentence: str) -> tuple[object, ...]:
+            return (*scope, sentence)  # the sentence last: SentenceCache sizes entries by it
+
         aligned = {s for s, wanted in zip(sentences, align or ()) if wanted}
         for i, sentence in enumerate(sentences):
             # The cache holds text only: a sentence that needs its alignment is decoded.
-            hit = None if sentence in aligned else self.cache.get((*scope, sentence))
+            hit = None if sentence in aligned else self.cache.get(cache_key(sentence))
             if hit is not None:
                 results[i] = hit
                 cached += 1
@@ -455,7 +470,7 @@ class Dragoman:
             alignments: list[Alignment | None] = [None] * len(sentences)
             for sentence, indexes in todo.items():
                 text = glue.join(p for p in parts[sentence] if p)
-                self.cache.put((*scope, sentence), text)
+                self.cache.put(cache_key(sentence), text)
                 for i in indexes:
                     results[i] = text
                     if sentence in aligned:
@@ -510,12 +525,12 @@ class Dragoman:
         text = req.text
         if req.format is not TextFormat.PLAIN:
             text = "\n\n".join(split_document(req.text, language, req.format).sentences)
-        def extractive() -> tuple[str, int, int, tuple[str, ...], str]:
+        def extractive() -> _Summarised:
             ext = summarise_extractive(text, language, max_sentences or None, req.max_words or None)
-            return ext.text, 1, len(ext.sentences), ("extractive",), "extractive"
+            return _Summarised(ext.text, 1, len(ext.sentences), ("extractive",), "extractive")
 
         if method == "extractive":
-            first: Future[tuple[str, int, int, tuple[str, ...], str]] = completed(extractive())
+            first: Future[_Summarised] = completed(extractive())
         else:
             from dragoman.server.summarise.abstractive import summarise_abstractive
 
@@ -525,20 +540,22 @@ class Dragoman:
                     lm.model, lm.batcher, text, language, max_sentences, req.max_words, deadline,
                     priority=req.priority,
                 ),
-                lambda r: (r.summary, r.passes, r.sentences, (summariser,), "abstractive"),
+                lambda r: _Summarised(r.summary, r.passes, r.sentences, (summariser,),
+                                      "abstractive"),
             )
             if req.method == "auto" and not req.model.strip():
                 # The extractive ranker is the fallback the design promises: an article the
                 # model cannot shorten still gets a summary when the caller did not insist
                 # (naming a model insists).
-                def fall_back(exc: BaseException) -> tuple[str, int, int, tuple[str, ...], str]:
+                def fall_back(exc: BaseException) -> _Summarised:
                     logger.info("abstractive summary failed (%s); falling back to extractive", exc)
                     return extractive()
 
                 first = recover(first, InvalidInput, fall_back)
 
-        def translate(res: tuple[str, int, int, tuple[str, ...], str]) -> Future[SummariseOutput]:
-            summary, passes, count, models, used = res
+        def translate(res: _Summarised) -> Future[SummariseOutput]:
+            summary, passes, count, models, used = (
+                res.summary, res.passes, res.sentences, res.models, res.method)
             if route is None:
                 return completed(SummariseOutput(
                     req.id, summary, language, target, used, models, passes, count))
