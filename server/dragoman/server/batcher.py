@@ -45,7 +45,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
-from dragoman.server.engine import DecodingOptions, Encoded
+from dragoman.server.engine import DEFAULT_MAX_BATCH_TOKENS, DecodingOptions, Encoded
 from dragoman.server.errors import DeadlineExceeded, ModelFailed, Overloaded, Unavailable
 from dragoman.server.observability.hooks import ModelObserver
 from dragoman.server.observability.tracing import span
@@ -88,7 +88,7 @@ class Generator(Protocol):
 
 @dataclass(frozen=True)
 class BatchingOptions:
-    max_batch_tokens: int = 4096  # source tokens per generate call
+    max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS  # source tokens per generate call
     wait_ms: float = 2.0  # how long a short queue waits for company
     max_queued: int = 20000  # sentences waiting across all requests
     workers: int = 1  # threads calling generate (one per CTranslate2 replica)

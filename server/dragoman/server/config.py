@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from dragoman.server.batcher import BATCHING_MODES, BatchingOptions
-from dragoman.server.engine import RuntimeOptions
+from dragoman.server.engine import DEFAULT_MAX_BATCH_TOKENS, RuntimeOptions
 from dragoman.server.errors import InvalidInput
 from dragoman.server.registry import RoutingOptions
 
@@ -70,7 +70,7 @@ class ServerConfig:
     intra_threads: int = _opt(_default_threads()[1], "threads per replica")
     beam_size: int = _opt(0, "beam size for every call (0: each model's default)")
     max_batch_tokens: int = _opt(
-        512, "source tokens per CTranslate2 batch (CPU; activation memory grows with it)")
+        DEFAULT_MAX_BATCH_TOKENS, "source tokens per CTranslate2 batch (CPU; activation memory grows with it)")
     decode_memory_mb: int = _opt(
         0, "cap on the estimated memory of the batches being decoded, all replicas together, "
         "in MB (0: no cap); batches shrink to fit it")

@@ -23,6 +23,10 @@ from dragoman.server.manifest import Manifest
 from dragoman.server.memory import ModelShape, read_shape
 from dragoman.server.tokenizer import load_tokenizers
 
+# Source tokens per CTranslate2 batch on CPU (activation memory grows with it); the one default
+# of RuntimeOptions, BatchingOptions and ServerConfig.
+DEFAULT_MAX_BATCH_TOKENS = 512
+
 logger = logging.getLogger(__name__)
 
 # How long ``unload`` waits for CTranslate2 to let go of a model that just finished a batch.
@@ -38,7 +42,7 @@ class RuntimeOptions:
     compute_type: str = "auto"
     inter_threads: int = 1
     intra_threads: int = 0  # 0 lets CTranslate2 pick
-    max_batch_tokens: int = 4096
+    max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS
 
 
 @dataclass(frozen=True)
