@@ -191,6 +191,20 @@ def read_manifest(model_dir: Path) -> Manifest:
     return manifest
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A checkpoint's JSON settings file (config.json, generation_config.json, ...): {} when
+    absent, a StoreError naming the file when unreadable or not a JSON object."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise StoreError(f"{path} must hold a JSON object")
+    return data
+
+
 def write_manifest(model_dir: Path, manifest: Manifest) -> Path:
     from dragoman.server.atomicfile import write_atomic
 

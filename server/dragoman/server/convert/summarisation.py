@@ -12,7 +12,6 @@ fine-tuned on another language. mT5 is multilingual and needs ``--source``.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -24,7 +23,13 @@ from typing import Any
 
 from dragoman.server.convert.common import run_transformers_converter
 from dragoman.server.errors import StoreError
-from dragoman.server.manifest import Generation, InstallOptions, Manifest, Tokenizer
+from dragoman.server.manifest import (
+    Generation,
+    InstallOptions,
+    Manifest,
+    Tokenizer,
+    read_json_object,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,18 +66,6 @@ def convert_pegasus(source: Path, target: Path, options: InstallOptions) -> Mani
 
 
 # -- reading the checkpoint -----------------------------------------------------------------
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise StoreError(f"{path} must hold a JSON object")
-    return data
 
 
 def generation_settings(config: dict[str, Any], generation_config: dict[str, Any]) -> dict[str, Any]:
@@ -228,12 +221,12 @@ def architecture_defaults(model_type: str) -> Iterator[None]:
 def _convert(source: Path, target: Path, options: InstallOptions, tokenizer_kind: str) -> Manifest:
     from transformers import AutoTokenizer
 
-    config = _read_json(source / "config.json")
+    config = read_json_object(source / "config.json")
     model_type = str(config.get("model_type", ""))
     if options.task and options.task != "summarise":
         raise StoreError(f"{model_type} checkpoints are installed as summarisers, not {options.task!r}")
     languages = _languages(model_type, options)
-    settings = generation_settings(config, _read_json(source / "generation_config.json"))
+    settings = generation_settings(config, read_json_object(source / "generation_config.json"))
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(source))
     except (OSError, ValueError, TypeError) as exc:

@@ -28,7 +28,13 @@ from dragoman.server.langcodes import (
     parse_opus,
     to_iso639_1,
 )
-from dragoman.server.manifest import Generation, InstallOptions, Manifest, Tokenizer
+from dragoman.server.manifest import (
+    Generation,
+    InstallOptions,
+    Manifest,
+    Tokenizer,
+    read_json_object,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,16 +57,6 @@ class Template:
 
 
 # -- shared helpers -------------------------------------------------------------------------
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot read {path}: {exc}") from exc
-    return data if isinstance(data, dict) else {}
 
 
 def _default_name(source: Path, options: InstallOptions) -> str:
@@ -241,7 +237,7 @@ def _ct2_vocabulary(target: Path) -> set[str]:
 
 def _drop_automatic(template: Template, target: Path) -> Template:
     """Remove the tokens CTranslate2 itself adds to every source (``add_source_bos/eos``)."""
-    config = _read_json(target / "config.json")
+    config = read_json_object(target / "config.json")
     prefix, suffix = list(template.prefix), list(template.suffix)
     if config.get("add_source_bos") and prefix and prefix[0] == config.get("bos_token"):
         prefix.pop(0)
@@ -260,7 +256,7 @@ def _check_tokens(tokens: Iterable[str], vocabulary: set[str], what: str) -> Non
 
 def _generation(source: Path) -> Generation:
     """Beam size from the checkpoint's generation settings; the rest stays at the defaults."""
-    gen = _read_json(source / "generation_config.json") or _read_json(source / "config.json")
+    gen = read_json_object(source / "generation_config.json") or read_json_object(source / "config.json")
     beams = gen.get("num_beams")
     if isinstance(beams, int) and beams > 0:
         return Generation(beam_size=beams)
@@ -336,8 +332,8 @@ def convert_marian(source: Path, target: Path, options: InstallOptions) -> Manif
     """A Hugging Face Marian checkpoint (``config.json``, ``source.spm``, ``target.spm``,
     ``vocab.json``), e.g. ``Helsinki-NLP/opus-mt-en-de``."""
     _check_task(options)
-    config = _read_json(source / "config.json")
-    if config.get("share_encoder_decoder_embeddings") is False or _read_json(
+    config = read_json_object(source / "config.json")
+    if config.get("share_encoder_decoder_embeddings") is False or read_json_object(
         source / "tokenizer_config.json"
     ).get("separate_vocabs"):
         raise StoreError(
@@ -356,7 +352,7 @@ def convert_marian(source: Path, target: Path, options: InstallOptions) -> Manif
     _check_alignment(_ct2_token_list(target), hf_vocab, source)
     vocabulary = _ct2_vocabulary(target)
     codes = _opus_codes(t for t in hf_vocab if t in vocabulary)
-    tok_config = _read_json(source / "tokenizer_config.json")
+    tok_config = read_json_object(source / "tokenizer_config.json")
     name_src, name_tgt = _languages_from_name(
         str(config.get("_name_or_path", "")), str(config.get("name_or_path", "")),
         source.resolve().name,
@@ -438,7 +434,7 @@ def convert_marian_native(source: Path, target: Path, options: InstallOptions) -
         raise StoreError(f"conversion of {source} failed: {exc}") from exc
     copy_into(target, {"source.spm": source / "source.spm", "target.spm": source / "target.spm"})
 
-    config = _read_json(target / "config.json")
+    config = read_json_object(target / "config.json")
     eos = str(config.get("eos_token", "</s>"))
     suffix: tuple[str, ...] = () if config.get("add_source_eos") else (eos,)
     vocabulary = set(load_vocab(str(source / vocabs[0])))
@@ -540,8 +536,8 @@ def convert_m2m100_or_nllb(source: Path, target: Path, options: InstallOptions) 
     """M2M100 (``__de__`` language tokens) or NLLB-200 (``deu_Latn``): the source language
     token goes into the source as the tokenizer places it, the target one starts the output."""
     _check_task(options)
-    config = _read_json(source / "config.json")
-    tok_config = _read_json(source / "tokenizer_config.json")
+    config = read_json_object(source / "config.json")
+    tok_config = read_json_object(source / "tokenizer_config.json")
     tokenizer = _load_hf_tokenizer(source)
     family = _family_of(tokenizer, tok_config)
     parse: Callable[[str], ModelCode | None] = parse_nllb if family == "nllb" else parse_m2m100
