@@ -31,8 +31,8 @@ import sentencepiece as spm  # noqa: E402
 from dragoman.server.batchjob.command import BatchSpec, build_job
 from dragoman.server.batchjob.job import JobOptions
 from dragoman.server.batchjob.local import LocalEngine
-from dragoman.server.build import build_service
 from dragoman.server.batchjob.runner import RunOptions
+from dragoman.server.build import build_service
 from dragoman.server.config import load_config
 from dragoman.server.engine import compute_type_for
 from dragoman.server.manifest import read_manifest

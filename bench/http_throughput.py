@@ -29,7 +29,6 @@ import aiohttp
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import corpus  # noqa: E402
 import measure  # noqa: E402
 import prepare  # noqa: E402
 from throughput import SMOKE_RECIPE, _config_default, _server_flags, _threads, _tokens, _workload  # noqa: E402

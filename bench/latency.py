@@ -42,6 +42,7 @@ import grpc
 import measure
 import prepare
 import throughput
+
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
 

@@ -37,9 +37,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import grpc  # noqa: E402
-
 import corpus  # noqa: E402
+import grpc  # noqa: E402
 import measure  # noqa: E402
 import prepare  # noqa: E402
 

@@ -17,9 +17,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # tests.support.tinymodels
 
-from tests.support.tinymodels import build_random_model, train_sentencepiece  # noqa: E402
-
 from dragoman.server.manifest import Generation, Manifest, Tokenizer, write_manifest  # noqa: E402
+from tests.support.tinymodels import build_random_model, train_sentencepiece  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

@@ -11,11 +11,12 @@ import math
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pytest
+
 from dragoman.server.batcher import Batcher, BatchingOptions
 from dragoman.server.engine import (
     DecodingOptions,
@@ -33,7 +34,6 @@ from dragoman.server.summarise.abstractive import (
 )
 from dragoman.server.text.segment import split_sentences
 from dragoman.server.text.words import count_words
-
 from tests.conftest import install_copy_model
 from tests.support.tinymodels import COPY_CORPUS, train_sentencepiece
 

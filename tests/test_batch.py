@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
+
 from dragoman.client.cli import main
 from dragoman.server.batchjob.command import BatchSpec, build_job
 from dragoman.server.batchjob.htmltext import extract_text
@@ -34,7 +35,6 @@ from dragoman.server.batchjob.readers import JsonlReader, ReaderOptions
 from dragoman.server.batchjob.runner import RunOptions
 from dragoman.server.batchjob.writers import AppendLog, extend_json_line
 from dragoman.server.text.segment import TextFormat, split_document
-
 from tests.support.tinymodels import _BASE_LINES
 
 ROOT = Path(__file__).resolve().parent.parent

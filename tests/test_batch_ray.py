@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dragoman.server.batchjob.job import FieldOptions, JobOptions
 
+from dragoman.server.batchjob.job import FieldOptions, JobOptions
 from tests.test_batch import ENGLISH, article, read_jsonl, run_cli, translated
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'dragoman[cluster]')")
@@ -116,6 +117,7 @@ def test_ray_parquet_in_and_out(
 ) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     from dragoman.server.batchjob.ray_engine import run_ray_job
 
     records = _records()
@@ -330,7 +332,6 @@ def test_ray_reads_folders_archives_and_warc_like_local(
     import tarfile
 
     from dragoman.server.batchjob.ray_engine import run_ray_job
-
     from tests.test_batch import _write_warc
 
     tree = tmp_path / "tree"
@@ -372,12 +373,13 @@ def test_a_block_that_keeps_failing_goes_to_the_errors_file(
 ) -> None:
     """A Parquet row group that cannot be decoded fails on every attempt: its rows become
     BLOCK_FAILED records, the other row groups are translated, the job ends normally."""
+    import io
+
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     from dragoman.server.batchjob.progress import LogProgress
     from dragoman.server.batchjob.ray_engine import run_ray_job
-
-    import io
 
     source = tmp_path / "damaged.parquet"
     rows = [{"id": f"p{i}", "text": ENGLISH[i]} for i in range(30)]

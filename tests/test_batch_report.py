@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from dragoman.client.cli import main
 from dragoman.server.batchjob.report import error_codes, summary_table, wall_time
 from dragoman.server.batchjob.runner import Summary

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from dragoman.server.batchjob.job import (
+    Assembly,
     Document,
     Failure,
     JobOptions,
     Reply,
-    Request,
-    Assembly,
     requests_for,
     title_language,
 )

@@ -186,6 +186,7 @@ def test_a_newly_installed_model_is_logged(tmp_path: Path, sp_model: Path,
     import logging
 
     from conftest import install_copy_model
+
     from dragoman.server.registry import ModelRegistry
     from dragoman.server.store import ModelStore
 

@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_client import FakeServer, running_fake_server, unused_address
+
 from dragoman.client.cli.remote import render_languages
 from dragoman.client.results import Languages
 from dragoman.v1 import summarisation_pb2, translation_pb2
-from test_client import FakeServer, running_fake_server, unused_address
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
 from dragoman.client import (
     Cancelled,
     Client,
@@ -54,7 +56,6 @@ from dragoman.v1 import (
     translation_pb2,
     translation_pb2_grpc,
 )
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_MESSAGE = 64 * 1024 * 1024

@@ -23,7 +23,6 @@ from dragoman.server.errors import ModelNotFound, StoreError
 from dragoman.server.registry import ModelRegistry
 from dragoman.server.service import Dragoman, SummariseInput
 from dragoman.server.store import InstallOptions, ModelStore
-
 from tests.conftest import install_copy_model
 from tests.test_families import (
     TEXTS,

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from dragoman.client.cli import build_parser
 from dragoman.server.config import ServerConfig, load_config
 

@@ -16,7 +16,13 @@ import pytest
 import sentencepiece as spm
 
 from dragoman.server.batcher import Batcher, BatchingOptions
-from dragoman.server.engine import DecodingOptions, Encoded, RuntimeOptions, Seq2SeqModel, decoding_cap
+from dragoman.server.engine import (
+    DecodingOptions,
+    Encoded,
+    RuntimeOptions,
+    Seq2SeqModel,
+    decoding_cap,
+)
 from dragoman.server.manifest import Manifest, Tokenizer, write_manifest
 from tests.support.tinymodels import build_random_model
 

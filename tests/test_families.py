@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from dragoman.server.errors import ModelNotFound, StoreError
 from dragoman.server.langcodes import (
     NLLB_CODES,

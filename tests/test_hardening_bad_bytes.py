@@ -12,10 +12,11 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from dragoman.server.rpc.app import ServerThread
 from dragoman.v1 import summarisation_pb2 as spb
 from dragoman.v1 import translation_pb2 as pb
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 TRANSLATION = "/dragoman.v1.TranslationService/"
 SUMMARISE = "/dragoman.v1.SummarisationService/Summarise"

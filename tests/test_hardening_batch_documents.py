@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from dragoman.client import Client
 from dragoman.server.batchjob.job import JobOptions, Reply, Request
 from dragoman.server.batchjob.local import open_local_engine
 from dragoman.server.batchjob.remote import RemoteEngine
-
 from tests.conftest import server_config
 from tests.test_batch import (
     ENGLISH,

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from dragoman.client.cli import main
 from dragoman.server.rpc.app import ServerThread, build_service
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from tests.conftest import server_config
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

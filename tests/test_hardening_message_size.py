@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from dragoman.server.rpc.app import (
     REQUEST_OVERHEAD_BYTES,
     ServerThread,
@@ -23,7 +24,6 @@ from dragoman.server.rpc.app import (
 )
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
-
 from tests.conftest import server_config
 from tests.test_cli_e2e import Server
 

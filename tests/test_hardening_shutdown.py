@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import grpc
+
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
-
 from tests.support.tinymodels import _BASE_LINES
 from tests.test_cli_e2e import Server, wait_until
 

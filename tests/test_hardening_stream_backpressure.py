@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
+
 from dragoman.server.rpc import servicers
 from dragoman.server.rpc.app import ServerThread, build_service
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
-
 from tests.conftest import server_config
 
 WAIT = 60.0

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sentencepiece as spm
 
 from dragoman.client import Client
 from dragoman.server.engine import Encoded, RuntimeOptions, Seq2SeqModel

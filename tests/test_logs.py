@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+
 from dragoman.server.batchjob.progress import BarProgress
 from dragoman.server.observability import logs
 

@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from test_cli_remote import dragoman
+
 from dragoman.client import Client
 from dragoman.client.errors import InvalidArgument, NotFound
 from dragoman.server.errors import ModelNotFound
 from dragoman.server.rpc.app import ServerThread, build_service
-
 from tests.conftest import install_copy_model, server_config
-from test_cli_remote import dragoman
 
 TEXT = "The city council approved the new budget on Tuesday evening."
 SWAP, SAME = "copy-en-de-swap", "copy-en-de-same"

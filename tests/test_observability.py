@@ -16,12 +16,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from dragoman.server.observability import logs
 from dragoman.server.rpc.app import ServerThread, build_service
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
-from prometheus_client.parser import text_string_to_metric_families
-
 from tests.conftest import server_config
 
 TRANSLATE = ("dragoman.v1.TranslationService", "Translate")

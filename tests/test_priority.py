@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from dragoman.server.batcher import (
     BULK_EVERY,
     Batcher,
@@ -29,7 +30,6 @@ from dragoman.server.rpc.app import ServerThread, build_service
 from dragoman.v1 import summarisation_pb2 as spb
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
-
 from tests.conftest import server_config
 from tests.test_batcher import WAIT, FakeModel, sized, start_blocked
 from tests.test_cli_remote import dragoman

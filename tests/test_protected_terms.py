@@ -19,8 +19,8 @@ import pytest
 
 from dragoman.client import Client
 from dragoman.client.errors import InvalidArgument, NotFound
-from dragoman.server.glossary import GlossaryStore, read_terms
 from dragoman.server.errors import InvalidInput
+from dragoman.server.glossary import GlossaryStore, read_terms
 from dragoman.server.text.align import Alignment
 from dragoman.server.text.inline import Terms, place
 from dragoman.server.text.segment import TextFormat, split_document

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from dragoman.server.cache import SentenceCache
 from dragoman.server.engine import RuntimeOptions
 from dragoman.server.errors import ModelNotFound
@@ -23,7 +24,6 @@ from dragoman.server.service import Dragoman, TranslateInput
 from dragoman.server.store import ModelStore
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
-
 from tests.conftest import install_copy_model, server_config
 
 LANGS = ("en", "de", "fr")

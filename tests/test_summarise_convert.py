@@ -21,6 +21,7 @@ torch = pytest.importorskip("torch", reason="converting checkpoints needs torch 
 transformers = pytest.importorskip("transformers", reason="converting checkpoints needs transformers (the convert extra)")
 
 import grpc
+
 from dragoman.server.batcher import BatchingOptions
 from dragoman.server.engine import RuntimeOptions
 from dragoman.server.errors import StoreError
@@ -30,7 +31,6 @@ from dragoman.server.store import InstalledModel, InstallOptions, ModelStore
 from dragoman.server.summarise.abstractive import summarise_abstractive
 from dragoman.v1 import summarisation_pb2 as spb
 from dragoman.v1 import summarisation_pb2_grpc as spb_grpc
-
 from tests.conftest import server_config
 from tests.support.tinymodels import COPY_CORPUS
 

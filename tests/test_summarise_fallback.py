@@ -10,9 +10,9 @@ import pytest
 
 from dragoman.server.errors import InvalidInput
 from dragoman.server.futures import failed
-from dragoman.server.summarise import abstractive
 from dragoman.server.rpc.app import build_service
 from dragoman.server.service import SummariseInput
+from dragoman.server.summarise import abstractive
 from tests.conftest import install_copy_model, server_config
 
 ARTICLE = " ".join(

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from dragoman.server.observability import tracing
 from dragoman.server.rpc.app import ServerThread, build_service
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
-
 from tests.conftest import server_config
 
 ROOT = Path(__file__).resolve().parent.parent

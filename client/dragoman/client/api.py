@@ -18,6 +18,8 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from dragoman.client.errors import (
     DragomanError,
     InternalError,
@@ -40,7 +42,6 @@ from dragoman.v1 import (
     translation_pb2,
     translation_pb2_grpc,
 )
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 logger = logging.getLogger(__name__)
 

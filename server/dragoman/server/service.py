@@ -21,18 +21,26 @@ from dragoman.server.batcher import Batcher, Priority
 from dragoman.server.cache import SentenceCache
 from dragoman.server.engine import Encoded, Seq2SeqModel
 from dragoman.server.errors import (
-    GlossaryNotFound, InvalidInput, ModelNotFound, Overloaded, Unavailable,
+    GlossaryNotFound,
+    InvalidInput,
+    ModelNotFound,
+    Overloaded,
+    Unavailable,
 )
 from dragoman.server.futures import chain, completed, gather, recover, then
+from dragoman.server.glossary import GlossaryStore, check_keep, check_terms
 from dragoman.server.manifest import is_model_name
 from dragoman.server.registry import Leg, ModelRegistry, Route
 from dragoman.server.summarise.extractive import summarise_extractive
-from dragoman.server.glossary import GlossaryStore, check_keep, check_terms
 from dragoman.server.text.align import Alignment, joined, word_alignment
 from dragoman.server.text.inline import Terms
 from dragoman.server.text.langdetect import Detection, detect_language, is_language_code
 from dragoman.server.text.segment import (
-    Document, TextFormat, joiner, split_document, split_to_fit,
+    Document,
+    TextFormat,
+    joiner,
+    split_document,
+    split_to_fit,
 )
 from dragoman.server.text.unicode import unicode_problem
 

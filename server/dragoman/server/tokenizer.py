@@ -14,7 +14,6 @@ from typing import Protocol, Sequence
 from dragoman.server.errors import StoreError
 from dragoman.server.manifest import Tokenizer as TokenizerSpec
 
-
 # Model-vocabulary markers that are not text: <...>, __de__, >>deu<<, deu_Latn.
 _MARKER = re.compile(r"^(<[^<>]+>|__[A-Za-z_-]+__|>>[A-Za-z_]+<<|[a-z]{3}_[A-Z][a-z]{3})$")
 

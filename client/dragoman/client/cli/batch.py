@@ -21,11 +21,11 @@ from dragoman.client.api import ADDRESS_ENV, DEFAULT_ADDRESS
 from dragoman.client.cli.common import (
     CliError,
     UsageError,
+    client_security,
     describe_error,
     non_negative_int,
     positive_float,
     positive_int,
-    client_security,
     server_address,
 )
 from dragoman.client.errors import DragomanError as ClientError

@@ -17,7 +17,11 @@ from aiohttp import web
 
 from dragoman.server.access import Principal, QuotaExceeded, Unauthenticated
 from dragoman.server.errors import (
-    DeadlineExceeded, InvalidInput, ModelNotFound, Overloaded, Unavailable,
+    DeadlineExceeded,
+    InvalidInput,
+    ModelNotFound,
+    Overloaded,
+    Unavailable,
 )
 from dragoman.server.http.calls import Calls, TooLarge
 from dragoman.server.http.common import Dialect, Params, read_params

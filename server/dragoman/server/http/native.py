@@ -14,12 +14,18 @@ from google.protobuf.message import Message
 
 from dragoman.server.access import Principal, QuotaExceeded, Unauthenticated
 from dragoman.server.errors import (
-    Cancelled, DeadlineExceeded, DragomanError, InvalidInput, ModelNotFound, Overloaded,
-    StoreError, Unavailable,
+    Cancelled,
+    DeadlineExceeded,
+    DragomanError,
+    InvalidInput,
+    ModelNotFound,
+    Overloaded,
+    StoreError,
+    Unavailable,
 )
 from dragoman.server.http.calls import Calls, TooLarge
-from dragoman.server.http.keys import CALLS
 from dragoman.server.http.common import Dialect
+from dragoman.server.http.keys import CALLS
 from dragoman.server.rpc import convert
 from dragoman.v1 import summarisation_pb2 as spb
 from dragoman.v1 import translation_pb2 as pb

@@ -23,21 +23,26 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from dragoman.server.access import AccessControl
 from dragoman.server.build import build_service
 from dragoman.server.config import ServerConfig
-from dragoman.server.access import AccessControl
 from dragoman.server.errors import DragomanError
 from dragoman.server.http import observe as http_observe
 from dragoman.server.http.app import HttpServer, create_app
 from dragoman.server.http.tls import ReloadingContext
 from dragoman.server.observability.metrics import Metrics
-from dragoman.server.rpc.observe import ObserveInterceptor
 from dragoman.server.rpc.auth import AccessInterceptor
 from dragoman.server.rpc.decoding import DecodeGuardInterceptor
-from dragoman.server.rpc.tls import CertificateFiles, TlsSettings
+from dragoman.server.rpc.observe import ObserveInterceptor
 from dragoman.server.rpc.servicers import SummarisationServicer, TranslationServicer, _Calls
+from dragoman.server.rpc.tls import CertificateFiles, TlsSettings
 from dragoman.server.service import Dragoman
-from dragoman.v1 import summarisation_pb2, summarisation_pb2_grpc, translation_pb2, translation_pb2_grpc
+from dragoman.v1 import (
+    summarisation_pb2,
+    summarisation_pb2_grpc,
+    translation_pb2,
+    translation_pb2_grpc,
+)
 
 __all__ = ["ServerHandle", "ServerThread", "build_service", "create_server", "serve_forever", "start"]
 

@@ -21,21 +21,21 @@ import sentencex  # type: ignore[import-untyped]
 from dragoman.server.text.align import Alignment
 from dragoman.server.text.inline import (
     ATOM,
+    INLINE_ELEMENTS,
     TAG,
     VOID,
-    INLINE_ELEMENTS,
     VOID_INLINE,
     InlineSentence,
+    Terms,
     html_tokens,
     make_sentence,
-    sentence_in,
     markdown_tokens,
     place,
     plain_text,
     protect_elements,
     protected_tokens,
+    sentence_in,
     split_protected,
-    Terms,
 )
 from dragoman.server.text.languages import UNSPACED_LANGUAGES, base_language
 from dragoman.server.text.markup import html_text_ranges, markdown_blocks
