@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -567,7 +567,7 @@ class _RequestStream:
                 if doc is _END:
                     self.exhausted = True
                     return
-                request = _request_for(doc, index, self._defaults)
+                request = _request_for(cast("TranslateInput | Mapping[str, Any] | str", doc), index, self._defaults)
                 index += 1
                 self.sent += 1
                 yield request

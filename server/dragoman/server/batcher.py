@@ -80,7 +80,8 @@ class Priority(enum.IntEnum):
 
 
 class Generator(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...  # read-only: Seq2SeqModel's is a property
 
     def generate(
         self, batch: Sequence[Encoded], options: DecodingOptions

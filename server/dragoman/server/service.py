@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 from dragoman.server.access import AccessControl
 from dragoman.server.batcher import Batcher, Priority
@@ -415,13 +415,18 @@ class Dragoman:
         """
         fut = self._translate_leg(route.legs[0], sentences, beam_size, deadline, paragraphs,
                                   align, priority)
+        def next_leg(leg: Leg) -> Callable[[_Translated], Future[_Translated]]:
+            def run(first: _Translated) -> Future[_Translated]:
+                return then(
+                    self._translate_leg(leg, first.sentences, beam_size, deadline, paragraphs,
+                                        align, priority),
+                    lambda nxt: _Translated(
+                        nxt.sentences, min(first.cached, nxt.cached), _compose(first, nxt)),
+                )
+            return run
+
         for leg in route.legs[1:]:
-            fut = chain(fut, lambda done, leg=leg: then(
-                self._translate_leg(leg, done.sentences, beam_size, deadline, paragraphs, align,
-                                    priority),
-                lambda nxt, first=done: _Translated(
-                    nxt.sentences, min(first.cached, nxt.cached), _compose(first, nxt)),
-            ))
+            fut = chain(fut, next_leg(leg))
         return fut
 
     def _translate_leg(

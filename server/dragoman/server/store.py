@@ -8,6 +8,7 @@ single byte is written.
 
 from __future__ import annotations
 
+import builtins  # ModelStore.list shadows list inside the class
 import json
 import logging
 import os
@@ -105,7 +106,7 @@ class ModelStore:
             logger.warning("skipping %s: %s", self.root / folder.name, folder.reason)
         return models
 
-    def scan(self) -> tuple[list[InstalledModel], list[BrokenFolder]]:
+    def scan(self) -> tuple[builtins.list[InstalledModel], builtins.list[BrokenFolder]]:
         """Installed models, and the folders whose manifest cannot be read (quietly: the
         caller decides how often to say so)."""
         if not self.root.is_dir():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -118,8 +119,8 @@ class Calls:
         if pair is not None:
             service.refuse_if_late(*pair, deadline)
         loop = asyncio.get_running_loop()
-        prepared = loop.run_in_executor(
-            self.executor, contextvars.copy_context().run, fn, *args, deadline)
+        prepared = loop.run_in_executor(  # the copied context keeps the request id
+            self.executor, contextvars.copy_context().run, functools.partial(fn, *args, deadline))
         try:
             fut = await asyncio.shield(prepared)
         except asyncio.CancelledError:

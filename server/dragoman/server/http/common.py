@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
-from multidict import MultiDict
+from multidict import MultiDictProxy
 
 from dragoman.server.errors import DragomanError, InvalidInput
 
@@ -90,7 +90,7 @@ async def read_params(request: web.Request) -> Params:
             for name, value in data.items():
                 params.values[name] = value
     elif ctype == "multipart/form-data" and request.method in ("POST", "PUT", "PATCH"):
-        form: MultiDict[Any] = await request.post()
+        form: MultiDictProxy[Any] = await request.post()
         for name, value in form.items():
             if isinstance(value, web.FileField):
                 params.files[name] = value

@@ -113,8 +113,8 @@ async def translate(request: web.Request) -> web.Response:
             detections[i] = found
         body: dict[str, Any] = {"translatedText": translated if batch else translated[0]}
         if not source_iso:
-            found = [detected(d) for d in detections]
-            body["detectedLanguage"] = found if batch else found[0]
+            languages = [detected(d) for d in detections]
+            body["detectedLanguage"] = languages if batch else languages[0]
         if alternatives:
             body["alternatives"] = [[] for _ in texts] if batch else []
         return body

@@ -245,9 +245,8 @@ def check_port_free(address: str) -> None:
     host, _, port_text = address.rpartition(":")
     if address.startswith("unix:") or not port_text.isdigit() or int(port_text) == 0:
         return
-    host = host.strip("[]") or None
     try:
-        candidates = socket.getaddrinfo(host, int(port_text), type=socket.SOCK_STREAM,
+        candidates = socket.getaddrinfo(host.strip("[]") or None, int(port_text), type=socket.SOCK_STREAM,
                                         flags=socket.AI_PASSIVE)
     except OSError:
         return  # gRPC reports the unresolvable name itself

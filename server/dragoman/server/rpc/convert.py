@@ -15,7 +15,7 @@ from dragoman.server.text.segment import TextFormat
 from dragoman.v1 import summarisation_pb2 as spb
 from dragoman.v1 import translation_pb2 as pb
 
-_FORMATS = {
+_FORMATS: dict[int, TextFormat] = {
     pb.TEXT_FORMAT_UNSPECIFIED: TextFormat.PLAIN,
     pb.TEXT_FORMAT_PLAIN: TextFormat.PLAIN,
     pb.TEXT_FORMAT_HTML: TextFormat.HTML,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -83,7 +84,7 @@ class _Calls:
             service.access.charge(principal, chars)
         loop = asyncio.get_running_loop()
         prepared = loop.run_in_executor(  # the copied context keeps the request id
-            self.executor, contextvars.copy_context().run, fn, *args, deadline)
+            self.executor, contextvars.copy_context().run, functools.partial(fn, *args, deadline))
         try:
             fut = await asyncio.shield(prepared)
         except asyncio.CancelledError:

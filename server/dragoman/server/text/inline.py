@@ -302,10 +302,10 @@ def markdown_tokens(text: str, start: int, end: int) -> list[_Token]:
             run_end = i
             while run_end < end and text[run_end] == c:
                 run_end += 1
-            run = text[i:run_end]
+            marker = text[i:run_end]
             before = text[i - 1] if i > start else " "
             after = text[run_end] if run_end < end else " "
-            if c == "~" and len(run) != 2:
+            if c == "~" and len(marker) != 2:
                 i = run_end
                 continue
             can_open = not after.isspace() and not (c == "_" and before.isalnum())
@@ -314,9 +314,9 @@ def markdown_tokens(text: str, start: int, end: int) -> list[_Token]:
             if can_close:
                 for k in range(len(delimiters) - 1, -1, -1):
                     opener_token = tokens[delimiters[k]]
-                    if text[opener_token.start:opener_token.end] == run:
+                    if text[opener_token.start:opener_token.end] == marker:
                         flush(i)
-                        tokens.append(_Token("close", i, run_end, run, mate=delimiters[k]))
+                        tokens.append(_Token("close", i, run_end, marker, mate=delimiters[k]))
                         opener_token.kind = "open"
                         opener_token.mate = len(tokens) - 1
                         del delimiters[k:]
@@ -325,7 +325,7 @@ def markdown_tokens(text: str, start: int, end: int) -> list[_Token]:
             if not closed and can_open:
                 flush(i)
                 delimiters.append(len(tokens))
-                tokens.append(_Token("text", i, run_end, run))  # an opener until closed
+                tokens.append(_Token("text", i, run_end, marker))  # an opener until closed
             elif not closed:
                 i = run_end
                 continue
@@ -340,15 +340,15 @@ def markdown_tokens(text: str, start: int, end: int) -> list[_Token]:
             if token.kind == "open":
                 stack.append(n)
             elif token.kind == "close":
-                k = next((k for k in range(len(stack) - 1, -1, -1)
-                          if tokens[stack[k]].name == token.name), None)
-                if k is None:
+                opened = next((k for k in range(len(stack) - 1, -1, -1)
+                               if tokens[stack[k]].name == token.name), None)
+                if opened is None:
                     token.kind = VOID
                 else:
-                    for j in stack[k + 1:]:
+                    for j in stack[opened + 1:]:
                         tokens[j].kind = VOID
-                    tokens[stack[k]].mate, token.mate = n, stack[k]
-                    del stack[k:]
+                    tokens[stack[opened]].mate, token.mate = n, stack[opened]
+                    del stack[opened:]
     for j in stack:
         tokens[j].kind = VOID
     return tokens
