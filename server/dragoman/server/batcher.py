@@ -699,7 +699,8 @@ def _fill_by_documents(window: list[_Item], fits: Callable[[int, int], bool]) ->
     ``window`` is in priority, then arrival order; an item's rank is its document's place in
     it. Every item of a batch takes one place padded to the batch's longest length L, and is
     worth its tokens, times ``RANK_WEIGHT`` per rank, less ``PADDING_COST`` per padding token
-    (the oldest item's padding counts, its document's other items ride free). For each
+    (the oldest document's items ride free, but the oldest item's padding counts when a younger
+    document's sentence sets L: it is not worth padding for someone else). For each
     possible L the batch takes the items worth most; the L whose batch is worth most wins. So
     L stays near the oldest item's length, the oldest document goes in whole where it can
     (its short sentences too, which would otherwise straggle one per batch), younger ones
@@ -710,16 +711,19 @@ def _fill_by_documents(window: list[_Item], fits: Callable[[int, int], bool]) ->
     for item in window:
         rank.setdefault(item.ticket, len(rank))
     head = window[0]
+    own = {i.size for i in window if rank[i.ticket] == 0}  # lengths of the oldest document
     best: list[_Item] = [head]
     best_score = -math.inf
     for longest in sorted({i.size for i in window if i.size >= head.size}):
+        # The oldest item pays its padding when a younger document sets the length.
+        head_pays = longest not in own
         count = 1
         while count < len(window) and fits(count + 1, longest):
             count += 1
 
         def worth(i: _Item, longest: int = longest) -> float:
             weight = RANK_WEIGHT ** rank[i.ticket]
-            padding = (longest - i.size) if rank[i.ticket] or i is head else 0
+            padding = (longest - i.size) if rank[i.ticket] or (i is head and head_pays) else 0
             return i.size * weight - PADDING_COST * padding
 
         others = sorted((i for i in window if i is not head and i.size <= longest),
