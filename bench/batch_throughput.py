@@ -38,9 +38,9 @@ from dragoman.server.engine import compute_type_for
 from dragoman.server.manifest import read_manifest
 from dragoman.server.text.segment import split_document
 from tests.conftest import install_copy_model
-from tests.support.tinymodels import _BASE_LINES, COPY_CORPUS, train_sentencepiece
+from tests.support.tinymodels import BASE_LINES, COPY_CORPUS, train_sentencepiece
 
-WORDS = sorted({w.strip('.,;:?!"') for line in _BASE_LINES[:60] if line.isascii()
+WORDS = sorted({w.strip('.,;:?!"') for line in BASE_LINES[:60] if line.isascii()
                 for w in line.split()} - {""})
 
 

@@ -180,9 +180,10 @@ Montag, Dienstag, Mittwoch, Donnerstag, Freitag, Samstag, Sonntag.
 January February March April May June July August September October November December
 """
 
-_BASE_LINES: list[str] = [line for line in _BASE_LINES_TEXT.splitlines() if line]
+# The test corpus, public: tests and bench/ build their documents from it.
+BASE_LINES: list[str] = [line for line in _BASE_LINES_TEXT.splitlines() if line]
 
-COPY_CORPUS: list[str] = _BASE_LINES + [line.swapcase() for line in _BASE_LINES]
+COPY_CORPUS: list[str] = BASE_LINES + [line.swapcase() for line in BASE_LINES]
 """English and German news-style lines with digits and punctuation, each also swap-cased.
 
 The swap-cased half makes a vocabulary trained on it close to case-symmetric, so
