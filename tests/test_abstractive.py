@@ -74,7 +74,9 @@ class SpyBatcher(Batcher):
     """A real batcher that records every submission (one per pass is expected)."""
 
     def __init__(self, model: object) -> None:
-        super().__init__(model, BatchingOptions(wait_ms=0))  # type: ignore[arg-type]
+        # One batch holds a whole pass of these test articles, so a pass is decoding (not
+        # partly queued) once its first batch starts.
+        super().__init__(model, BatchingOptions(wait_ms=0, max_batch_tokens=4096))  # type: ignore[arg-type]
         self.calls: list[_Call] = []
 
     def submit(self, items: Sequence[Encoded], options: DecodingOptions, deadline: float | None = None,
