@@ -22,6 +22,7 @@ from dragoman.server.rpc.app import ServerThread, build_service
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
 from tests.conftest import server_config
+from tests.support.gate import hold_decoding
 
 OPTIONS = DecodingOptions(beam_size=1)
 WAIT = 10.0
@@ -174,17 +175,8 @@ def test_max_request_seconds_ends_a_call_and_drops_its_work(copy_store: Path) ->
                            max_request_seconds=0.5, preload=("copy-en-de",))
     server = ServerThread(build_service(config), config).start()
     loaded = server.service.registry.acquire("copy-en-de")
-    model, real = loaded.model, loaded.model.generate
-    decoded: list[str] = []
-    started, release = threading.Event(), threading.Event()
-
-    def generate(batch: Sequence[Encoded], options: DecodingOptions) -> list[tuple[str, ...]]:
-        decoded.extend(model.decode(e.source) for e in batch)
-        started.set()
-        assert release.wait(WAIT)
-        return real(batch, options)
-
-    model.generate = generate  # type: ignore[method-assign]
+    gate = hold_decoding(loaded, WAIT)
+    decoded, started, release = gate.decoded, gate.started, gate.release
     blocker = pb.TranslateRequest(text="The bridge was closed.", source_language="en",
                                   target_language="de")
     victim = pb.TranslateRequest(text="Heavy rain is expected this weekend.",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +16,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dragoman.server.batcher import Batcher
-from dragoman.server.engine import DecodingOptions, Encoded
 from dragoman.server.rpc.app import ServerThread, build_service
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
 from tests.conftest import server_config
+from tests.support.gate import hold_decoding
 
 WAIT = 10.0
 BLOCKER = "The city council approved the new budget on Tuesday evening."
@@ -49,23 +49,13 @@ def held(copy_store: Path) -> Iterator[Held]:
     )
     server = ServerThread(build_service(config), config).start()
     loaded = server.service.registry.acquire("copy-en-de")
-    model, real = loaded.model, loaded.model.generate
-    decoded: list[str] = []
-    started, release = threading.Event(), threading.Event()
-
-    def generate(batch: Sequence[Encoded], options: DecodingOptions) -> list[tuple[str, ...]]:
-        decoded.extend(model.decode(e.source) for e in batch)
-        started.set()
-        assert release.wait(WAIT)
-        return real(batch, options)
-
-    model.generate = generate  # type: ignore[method-assign]
+    gate = hold_decoding(loaded, WAIT)
     channel = grpc.insecure_channel(server.address)
     try:
-        yield Held(server, pb_grpc.TranslationServiceStub(channel), loaded.batcher, decoded,
-                   started, release, channel)
+        yield Held(server, pb_grpc.TranslationServiceStub(channel), loaded.batcher, gate.decoded,
+                   gate.started, gate.release, channel)
     finally:
-        release.set()
+        gate.release.set()
         channel.close()
         server.stop(5)
 

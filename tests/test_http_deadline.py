@@ -7,14 +7,13 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from dragoman.server.engine import DecodingOptions, Encoded
 from dragoman.server.rpc.app import ServerThread, build_service
 from tests.conftest import server_config
+from tests.support.gate import hold_decoding
 
 WAIT = 30.0
 
@@ -35,17 +34,8 @@ def test_max_request_seconds_ends_an_http_request_and_drops_its_work(copy_store:
                            http_address="127.0.0.1:0")
     server = ServerThread(build_service(config), config).start()
     loaded = server.service.registry.acquire("copy-en-de")
-    model, real = loaded.model, loaded.model.generate
-    decoded: list[str] = []
-    started, release = threading.Event(), threading.Event()
-
-    def generate(batch: Sequence[Encoded], options: DecodingOptions) -> list[tuple[str, ...]]:
-        decoded.extend(model.decode(e.source) for e in batch)
-        started.set()
-        assert release.wait(WAIT)
-        return real(batch, options)
-
-    model.generate = generate  # type: ignore[method-assign]
+    gate = hold_decoding(loaded, WAIT)
+    decoded, started, release = gate.decoded, gate.started, gate.release
     try:
         assert server.handle is not None and server.handle.http is not None
         url = f"http://127.0.0.1:{server.handle.http.port}"

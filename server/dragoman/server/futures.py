@@ -7,12 +7,31 @@ cancelling the outer future cancels the queued work under it.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any, Callable, Sequence, TypeVar
 
 T = TypeVar("T")
 U = TypeVar("U")
+
+
+async def result_by(fut: Future[T], deadline: float | None, max_request_seconds: float) -> T:
+    """Await ``fut`` from an adapter's event loop until the ``time.monotonic()`` deadline;
+    past it the work is cancelled and the call fails with DeadlineExceeded at once (shared by
+    the gRPC and HTTP adapters, so both say the same)."""
+    from dragoman.server.errors import DeadlineExceeded
+
+    if deadline is None:
+        return await asyncio.wrap_future(fut)
+    try:
+        return await asyncio.wait_for(
+            asyncio.wrap_future(fut), max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        raise DeadlineExceeded(
+            "the call ran out of time in the server (its deadline, or the server's "
+            f"--max-request-seconds {max_request_seconds:g}); its work was dropped") from None
 
 
 def completed(value: T) -> Future[T]:

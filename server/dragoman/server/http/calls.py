@@ -7,14 +7,14 @@ import asyncio
 import contextvars
 import functools
 import logging
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
 from dragoman.server.access import AccessControl, Principal
-from dragoman.server.errors import DeadlineExceeded, DragomanError, InvalidInput, Overloaded
+from dragoman.server.errors import DragomanError, InvalidInput, Overloaded
+from dragoman.server.futures import result_by
 from dragoman.server.service import (
     Dragoman,
     LanguagesInfo,
@@ -126,15 +126,7 @@ class Calls:
         except asyncio.CancelledError:
             prepared.add_done_callback(_cancel_result)
             raise
-        if deadline is None:
-            return await asyncio.wrap_future(fut)
-        try:
-            return await asyncio.wait_for(
-                asyncio.wrap_future(fut), max(0.0, deadline - time.monotonic()))
-        except TimeoutError:
-            raise DeadlineExceeded(
-                "the request ran out of time in the server (--max-request-seconds "
-                f"{service.limits.max_request_seconds:g}); its work was dropped") from None
+        return await result_by(fut, deadline, service.limits.max_request_seconds)
 
     async def translate(self, req: TranslateInput) -> TranslateOutput:
         return await self._future(self.service.translate, req, pair=_pair(req))

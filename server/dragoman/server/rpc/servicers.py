@@ -10,14 +10,14 @@ import asyncio
 import contextvars
 import functools
 import logging
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, AsyncIterator, Callable
 
 import grpc
 
 from dragoman.server.batcher import Priority
-from dragoman.server.errors import DeadlineExceeded, DragomanError, Unavailable
+from dragoman.server.errors import DragomanError, Unavailable
+from dragoman.server.futures import result_by
 from dragoman.server.rpc import convert
 from dragoman.server.rpc.auth import principal_of
 from dragoman.server.rpc.status import status_of
@@ -99,15 +99,7 @@ class _Calls:
             raise Unavailable(SHUTTING_DOWN)
         self._pending.add(fut)
         try:
-            if deadline is None:
-                return await asyncio.wrap_future(fut)
-            return await asyncio.wait_for(
-                asyncio.wrap_future(fut), max(0.0, deadline - time.monotonic()))
-        except TimeoutError:
-            raise DeadlineExceeded(
-                "the call ran out of time in the server (its deadline, or the server's "
-                f"--max-request-seconds {service.limits.max_request_seconds:g}); its work "
-                "was dropped") from None
+            return await result_by(fut, deadline, service.limits.max_request_seconds)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if self.aborting and fut.cancelled() and (task is None or not task.cancelling()):

@@ -36,6 +36,7 @@ from dragoman.server.text.inline import (
     protected_tokens,
     sentence_in,
     split_protected,
+    unescape_map,
 )
 from dragoman.server.text.languages import UNSPACED_LANGUAGES, base_language
 from dragoman.server.text.markup import html_text_ranges, markdown_blocks
@@ -62,8 +63,6 @@ _SOFT_BREAK = re.compile(r"[ \t]*(?:\r\n|[\n\r])[ \t]*")
 # that are never soft (form feed, vertical tab, the Unicode line and paragraph separators...).
 _PARAGRAPH_BREAK = re.compile(
     r"(?:\r\n|[\n\r])(?:[ \t]*(?:\r\n|[\n\r]))+|[\v\f\x1c-\x1e\x85\u2028\u2029]")
-# The charref pattern of html.unescape, so entity boundaries map back to the source.
-_CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
 
 
 def _sentence_text(piece: str, fmt: TextFormat) -> str:
@@ -217,47 +216,13 @@ def split_sentences(text: str, language: str) -> list[Span]:
     return [span for line in _lines(text, 0, len(text)) for span in _segment(text, *line, language)]
 
 
-def _unescape_map(raw: str) -> tuple[str, list[int], list[int]]:
-    """``html.unescape(raw)`` plus, for every output character, its source start and end."""
-    parts: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    position = 0
-    for m in _CHARREF.finditer(raw):
-        source = m.group()
-        replacement = html.unescape(source)
-        # Characters the entity did not consume ("&ampfoo" -> "&foo", "&\r" -> "&\r") map
-        # one to one; only the entity itself maps to its whole source span.
-        literal = 0
-        while (literal < len(source) and literal < len(replacement)
-               and source[-1 - literal] == replacement[-1 - literal]):
-            literal += 1
-        if replacement != source:
-            literal = min(literal, len(replacement) - 1)
-        entity_end = m.end() - literal
-        for i in range(position, m.start()):
-            parts.append(raw[i])
-            starts.append(i)
-            ends.append(i + 1)
-        entity = replacement[:len(replacement) - literal]
-        parts.append(entity)
-        starts.extend([m.start()] * len(entity))
-        ends.extend([entity_end] * len(entity))
-        position = entity_end
-    for i in range(position, len(raw)):
-        parts.append(raw[i])
-        starts.append(i)
-        ends.append(i + 1)
-    return "".join(parts), starts, ends
-
-
 def _html_spans(text: str, start: int, end: int, language: str) -> Iterator[Span]:
     """Sentence spans of an HTML text node: split on the unescaped text, mapped back to source."""
     raw = text[start:end]
     if "&" not in raw:
         yield from _segment(text, start, end, language)
         return
-    plain, starts, ends = _unescape_map(raw)
+    plain, starts, ends = unescape_map(raw)
     for a, b in _segment(plain, 0, len(plain), language):
         yield start + starts[a], start + ends[b - 1]
 
