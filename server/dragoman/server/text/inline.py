@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dragoman.server.text.align import Alignment, proportional
+from dragoman.server.text.markup import code_span_end, paren_end
 
 PAIR, VOID, ATOM = "pair", "void", "atom"
 
@@ -187,32 +188,6 @@ _AUTOLINK = re.compile(
     r"|<[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>")
 
 
-def _code_span_end(text: str, start: int, end: int) -> int | None:
-    run = 1
-    while start + run < end and text[start + run] == "`":
-        run += 1
-    closing = re.compile(rf"(?<!`)`{{{run}}}(?!`)").search(text, start + run, end)
-    return closing.end() if closing else None
-
-
-def _paren_end(text: str, start: int, end: int) -> int | None:
-    depth = 0
-    i = start
-    while i < end:
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return None
-
-
 def markdown_tokens(text: str, start: int, end: int) -> list[_Token]:
     """Tokens of a stretch of Markdown prose: emphasis, links, code spans, inline HTML."""
     tokens: list[_Token] = []
@@ -231,7 +206,7 @@ def markdown_tokens(text: str, start: int, end: int) -> list[_Token]:
             i += 2
             continue
         if c == "`":
-            close = _code_span_end(text, i, end)
+            close = code_span_end(text, i, end)
             if close is None:
                 while i < end and text[i] == "`":
                     i += 1
@@ -283,7 +258,7 @@ def markdown_tokens(text: str, start: int, end: int) -> list[_Token]:
         if c == "]" and links:
             target_end: int | None = None
             if text.startswith("(", i + 1):
-                target_end = _paren_end(text, i + 1, end)
+                target_end = paren_end(text, i + 1, end)
             elif text.startswith("[", i + 1) and (m := _REFERENCE_LABEL.match(text, i + 1, end)):
                 target_end = m.end()
             opener = links.pop()

@@ -183,7 +183,7 @@ def _backtick_run(length: int) -> re.Pattern[str]:
     return re.compile(rf"(?<!`)`{{{length}}}(?!`)")
 
 
-def _code_span_end(text: str, start: int, end: int) -> int | None:
+def code_span_end(text: str, start: int, end: int) -> int | None:
     """End of the code span opened by the backtick run at ``start``, or None if it never closes."""
     run = 1
     while start + run < end and text[start + run] == "`":
@@ -192,7 +192,7 @@ def _code_span_end(text: str, start: int, end: int) -> int | None:
     return closing.end() if closing else None
 
 
-def _paren_end(text: str, start: int, end: int) -> int | None:
+def paren_end(text: str, start: int, end: int) -> int | None:
     """End of the balanced parenthesised group starting at ``start`` (a link target)."""
     depth = 0
     i = start
@@ -230,7 +230,7 @@ def _inline_verbatim(text: str, start: int, end: int) -> list[Range]:
         if c == "\\":
             i += 2
         elif c == "`":
-            close = _code_span_end(text, i, end)
+            close = code_span_end(text, i, end)
             if close is None:
                 while i < end and text[i] == "`":
                     i += 1
@@ -256,7 +256,7 @@ def _inline_verbatim(text: str, start: int, end: int) -> list[Range]:
             opener_end = opener + (2 if text[opener] == "!" else 1)
             target_end: int | None = None
             if text.startswith("(", i + 1):
-                target_end = _paren_end(text, i + 1, end)
+                target_end = paren_end(text, i + 1, end)
             elif text.startswith("[", i + 1) and (m := _REFERENCE_LABEL.match(text, i + 1, end)):
                 target_end = m.end()
             if target_end is None:
@@ -279,7 +279,7 @@ def _table_cells(text: str, start: int, end: int) -> list[Range]:
             i += 2
             continue
         if c == "`":
-            close = _code_span_end(text, i, end)
+            close = code_span_end(text, i, end)
             i = close if close is not None else i + 1
             continue
         if c == "|":
