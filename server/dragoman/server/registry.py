@@ -292,8 +292,9 @@ class ModelRegistry:
             f"no model translates {source}->{target}"
             + (f" (nor through {pivot})" if pivot and pivot not in (source, target) else "")
             + (f"; installed for it but broken: {'; '.join(broken)}" if broken else "")
-            + f"; installed pairs: {have}. Install one with `dragoman models install PATH` "
-            "(an Argos .argosmodel package, a CTranslate2 folder or a Hugging Face checkpoint)"
+            + f"; installed pairs: {have}. Install one with `dragoman models install "
+            f"argos:{source}-{target}` (or opus-mt:{source}-{target}, hf:OWNER/REPO, a package "
+            "or a folder; `dragoman models available` lists what can be fetched)"
         )
 
     def pairs(self) -> list[tuple[str, str, Route]]:

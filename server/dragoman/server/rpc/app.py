@@ -59,6 +59,7 @@ REQUEST_OVERHEAD_BYTES = 64 * 1024
 HOUSEKEEPING_SECONDS = 5.0
 # How long before the end of the grace period the calls still running are answered, so
 # their answers go out before gRPC's own deadline.
+DRAIN_POLL_SECONDS = 0.02  # how often a shutdown looks whether the documents in flight are done
 STOP_MARGIN_SECONDS = 0.5
 DEFAULT_HTTP_ADDRESS = next(f.default for f in fields(ServerConfig) if f.name == "http_address")
 
@@ -170,6 +171,17 @@ class ServerHandle:
         return stopped
 
     async def _drain_grpc(self, grace: float | None) -> None:
+        started = time.monotonic()
+        # gRPC stops accepting calls the moment it is told to stop, and a client then sees
+        # CANCELLED, which it does not retry. So the port stays open while the documents in
+        # flight finish: a call arriving meanwhile is answered UNAVAILABLE by the service
+        # (closed above) and its client retries elsewhere.
+        last_call = None if grace is None else grace - min(STOP_MARGIN_SECONDS, grace / 4)
+        while self.service.in_flight and (
+                last_call is None or time.monotonic() - started < last_call):
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
+        if grace is not None:
+            grace = max(0.0, grace - (time.monotonic() - started))
         stopping = asyncio.ensure_future(self.server.stop(grace))
         if grace is not None and self.calls is not None:
             # Shortly before gRPC's own deadline, answer what still runs ourselves.
