@@ -11,6 +11,8 @@ from pathlib import Path
 
 from test_cli_remote import assert_one_error_line, dragoman
 
+from tests.support.signals import default_sigint
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -158,7 +160,8 @@ def test_batch_interrupted_says_how_to_resume(tmp_path: Path) -> None:
             [sys.executable, "-m", "dragoman.client.cli", "batch", "translate", "--to", "de",
              "--server", "127.0.0.1:%d" % silent.getsockname()[1], str(source),
              "-o", str(tmp_path / "out.jsonl")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            preexec_fn=default_sigint)  # as at a terminal, even when the suite runs in background
         silent.settimeout(60)
         connection, _ = silent.accept()  # the job is running and waits for the server
         with connection:

@@ -22,6 +22,7 @@ from test_client import FakeServer, running_fake_server, unused_address
 from dragoman.client.cli.remote import render_languages
 from dragoman.client.results import Languages
 from dragoman.v1 import summarisation_pb2, translation_pb2
+from tests.support.signals import default_sigint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -246,10 +247,6 @@ def test_timeout_flag_sets_the_deadline(fake: FakeServer) -> None:
     assert_one_error_line(from_env, 1, r"within 0.3 s")
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def test_ctrl_c_exits_130_quietly(fake: FakeServer, tmp_path: Path) -> None:
     slow = tmp_path / "slow.txt"
     slow.write_text("SLOW", encoding="utf-8")
@@ -270,9 +267,7 @@ def test_ctrl_c_exits_130_quietly(fake: FakeServer, tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=cli_env(),
-        # A shell without job control starts background jobs with SIGINT ignored, and Python
-        # then never raises KeyboardInterrupt: give the CLI the terminal's default disposition.
-        preexec_fn=_default_sigint,
+        preexec_fn=default_sigint,  # as at a terminal, even when the suite runs in background
     )
     try:
         assert fake.translation.slow_started.wait(30), "the call never reached the server"
