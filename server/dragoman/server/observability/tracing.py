@@ -46,8 +46,16 @@ def span(name: str, attributes: Mapping[str, Any] | None = None,
         from opentelemetry.propagate import extract
 
         context = extract(dict(carrier))
-    with tracer.start_as_current_span(name, context=context, attributes=dict(attributes or {})) as s:
+    # Not made the current span: a streaming call's body runs across awaits in other
+    # contexts, where detaching an attached context fails (and logs an error per call).
+    s = tracer.start_span(name, context=context, attributes=dict(attributes or {}))
+    try:
         yield s
+    except BaseException as exc:
+        s.record_exception(exc)
+        raise
+    finally:
+        s.end()
 
 
 def set_status_error(current: Any, description: str) -> None:
