@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,7 +13,7 @@ from typing import Any, TypeVar
 
 from dragoman.server.access import AccessControl, Principal
 from dragoman.server.errors import DragomanError, InvalidInput, Overloaded
-from dragoman.server.futures import result_by
+from dragoman.server.futures import prepare_off_loop, result_by
 from dragoman.server.service import (
     Dragoman,
     LanguagesInfo,
@@ -118,14 +117,7 @@ class Calls:
         deadline = service.request_deadline(None)
         if pair is not None:
             service.refuse_if_late(*pair, deadline)
-        loop = asyncio.get_running_loop()
-        prepared = loop.run_in_executor(  # the copied context keeps the request id
-            self.executor, contextvars.copy_context().run, functools.partial(fn, *args, deadline))
-        try:
-            fut = await asyncio.shield(prepared)
-        except asyncio.CancelledError:
-            prepared.add_done_callback(_cancel_result)
-            raise
+        fut = await prepare_off_loop(self.executor, fn, *args, deadline)
         return await result_by(fut, deadline, service.limits.max_request_seconds)
 
     async def translate(self, req: TranslateInput) -> TranslateOutput:
@@ -166,6 +158,3 @@ class Calls:
         return await self.sync(self.service.languages)
 
 
-def _cancel_result(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is None:
-        task.result().cancel()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, AsyncIterator, Callable
@@ -17,7 +16,7 @@ import grpc
 
 from dragoman.server.batcher import Priority
 from dragoman.server.errors import DragomanError, Unavailable
-from dragoman.server.futures import result_by
+from dragoman.server.futures import prepare_off_loop, result_by
 from dragoman.server.rpc import convert
 from dragoman.server.rpc.auth import principal_of
 from dragoman.server.rpc.status import status_of
@@ -82,14 +81,8 @@ class _Calls:
         if chars and service.access.required:
             principal = principal_of(service.access, context)
             service.access.charge(principal, chars)
-        loop = asyncio.get_running_loop()
-        prepared = loop.run_in_executor(  # the copied context keeps the request id
-            self.executor, contextvars.copy_context().run, functools.partial(fn, *args, deadline))
         try:
-            fut = await asyncio.shield(prepared)
-        except asyncio.CancelledError:
-            prepared.add_done_callback(_cancel_result)
-            raise
+            fut = await prepare_off_loop(self.executor, fn, *args, deadline)
         except DragomanError:
             if principal is not None:
                 service.access.refund(principal, chars)
@@ -146,11 +139,6 @@ def _priority(req: pb.TranslateRequest, default: Priority) -> Priority:
         return convert.priority(req.priority, default)
     except DragomanError:
         return default
-
-
-def _cancel_result(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is None:
-        task.result().cancel()
 
 
 class TranslationServicer(pb_grpc.TranslationServiceServicer):
