@@ -28,11 +28,11 @@ from tests.support.tinymodels import build_random_model
 
 WAIT = 30.0
 SHORT = "the council approved the budget"
-LONG = [
-    "the minister said that prices rose again in the spring and the council approved a new "
-    "budget for the schools, the hospitals and the roads of the northern districts",
-    "after a long debate about jobs and clean air the city decided to close the old coal "
-    "power station on the northern pier three years ahead of schedule",
+LONG = [  # each over 120 tokens: a cap of its own above the short sentence's (MIN_CAP)
+    4 * "the minister said that prices rose again in the spring and the council approved a new "
+    "budget for the schools, the hospitals and the roads of the northern districts ",
+    4 * "after a long debate about jobs and clean air the city decided to close the old coal "
+    "power station on the northern pier three years ahead of schedule ",
 ]
 
 
@@ -40,14 +40,14 @@ LONG = [
 def runaway(tmp_path_factory: pytest.TempPathFactory, sp_model: Path) -> Iterator[Seq2SeqModel]:
     """A small random model that never emits </s>."""
     folder = build_random_model(
-        tmp_path_factory.mktemp("runaway") / "m", sp_model, layers=2, d_model=64, heads=2,
-        ffn=128, quantization="float32", max_positions=256, ends=False,
+        tmp_path_factory.mktemp("runaway") / "m", sp_model, layers=2, d_model=128, heads=2,
+        ffn=256, quantization="float32", max_positions=512, ends=False,
     )
     shutil.copy2(sp_model, folder / "sentencepiece.model")
     manifest = Manifest(
         "runaway", "translate", ("en",), ("de",),
         tokenizer=Tokenizer("sentencepiece", "sentencepiece.model", "sentencepiece.model"),
-        max_input_tokens=100, max_output_tokens=256,
+        max_input_tokens=300, max_output_tokens=512,
     )
     write_manifest(folder, manifest)
     yield Seq2SeqModel(folder, manifest, RuntimeOptions(compute_type="float32", intra_threads=1))
@@ -105,7 +105,7 @@ def test_same_request_same_output_beside_other_clients(runaway: Seq2SeqModel) ->
     options = runaway.default_options(beam_size=2)
     gated = _Gated(runaway)
     gated.release.set()
-    batcher = Batcher(gated, BatchingOptions(wait_ms=0.0, workers=1))  # type: ignore[arg-type]
+    batcher = Batcher(gated, BatchingOptions(max_batch_tokens=2048, wait_ms=0.0, workers=1))  # type: ignore[arg-type]
     try:
         (alone,) = batcher.submit([_encode(runaway, SHORT)], options)
         expected = alone.result(WAIT)

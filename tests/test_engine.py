@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sentencepiece as spm
 
-from dragoman.server.engine import CAP_STEP, RuntimeOptions, Seq2SeqModel
+from dragoman.server.engine import CAP_STEP, MIN_CAP, RuntimeOptions, Seq2SeqModel
 from dragoman.server.manifest import Manifest, Tokenizer, write_manifest
 from tests.support.tinymodels import build_copy_model
 
@@ -71,9 +71,24 @@ def test_decoding_length_passed_to_ctranslate2(
     model._translator = spy  # type: ignore[assignment]
     encoded = model.encode(_sentence(sp_model, 56), "en", "de")
     model.generate([encoded], model.default_options(beam_size=1))
-    derived = -(-(2 * len(encoded.source) + 16) // CAP_STEP) * CAP_STEP  # rounded up per sentence
+    derived = max(MIN_CAP, -(-(2 * len(encoded.source) + 16) // CAP_STEP) * CAP_STEP)
     assert spy.calls[0]["max_decoding_length"] == (expected or derived)
     assert spy.calls[0]["max_input_length"] == 0
+
+
+def test_article_length_mix_is_one_beam_search_call(tmp_path: Path, sp_model: Path) -> None:
+    """Sentences of 4 to 110 tokens share one cap, so beam search decodes them in one
+    CTranslate2 call (it was one call per 32-token length class: 2-3 smaller calls per batch)."""
+    model = _model(tmp_path, sp_model, positions=512, manifest_positions=512)
+    spy = _Spy(model._translator)
+    model._translator = spy  # type: ignore[assignment]
+    texts = [_sentence(sp_model, n) for n in (4, 12, 25, 40, 60, 85, 110)]
+    batch = [model.encode(text, "en", "de") for text in texts]
+    assert len({2 * len(e.source) // CAP_STEP for e in batch}) > 3  # several length classes
+    out = model.generate(batch, model.default_options(beam_size=4))
+    assert [model.decode(o) for o in out] == texts
+    assert len(spy.calls) == 1
+    assert spy.calls[0]["max_decoding_length"] == MIN_CAP
 
 
 def test_no_input_truncation(tmp_path: Path, sp_model: Path) -> None:

@@ -18,6 +18,9 @@ import pytest
 
 from dragoman.server.batcher import (
     BULK_EVERY,
+    BULK_SLICE_S,
+    INTERACTIVE_RECENT_S,
+    TOPUP_SHARE,
     Batcher,
     BatchingOptions,
     DecodeRate,
@@ -51,16 +54,113 @@ def doc(tag: str, sentences: int, size: int = 10) -> list[Encoded]:
 def test_an_interactive_sentence_after_1000_bulk_ones_is_in_the_next_batch() -> None:
     model = FakeModel(gate=True)
     batcher, blocker = start_blocked(model, max_batch_tokens=100)
-    bulk = batcher.submit(doc("bulk", 1000), OPTIONS, priority=BULK)
-    (urgent,) = batcher.submit([sized("urgent.0", 10)], OPTIONS, priority=INTERACTIVE)
+    bulk = batcher.submit(doc("bulk", 1000, size=5), OPTIONS, priority=BULK)
+    (urgent,) = batcher.submit([sized("urgent.0", 5)], OPTIONS, priority=INTERACTIVE)
     model.release.set()
     urgent.result(WAIT)
     for fut in [blocker, *bulk]:
         fut.result(WAIT)
     batcher.close(WAIT)
     assert "urgent" in tags(model.calls[1])  # the first batch after the blocker
-    # ... and bulk filled the places it left free.
-    assert len(model.calls[1]) == 10 and tags(model.calls[1]) == {"urgent", "bulk"}
+    # ... and bulk kept it company, but only up to TOPUP_SHARE of the budget: on CPU every
+    # token added to a batch adds to its decoding time.
+    assert tags(model.calls[1]) == {"urgent", "bulk"}
+    assert 5 * len(model.calls[1]) <= 100 * TOPUP_SHARE < 5 * (len(model.calls[1]) + 1)
+    # Bulk alone again: full batches.
+    assert [len(call) for call in model.calls[2:-1]] == [20] * (len(model.calls) - 3)
+
+
+class Stepped(FakeModel):
+    """Every call waits for its own permit (``step(n)``), so a test decides which worker
+    returns first; ``clock`` advances by the call's tokens at ``rate`` tokens/s."""
+
+    def __init__(self, rate: float = 20.0) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.rate = rate
+        self.gates = [threading.Event() for _ in range(400)]
+        self.entered = threading.Semaphore(0)
+
+    def clock(self) -> float:
+        return self.now
+
+    def generate(self, batch: Sequence[Encoded], options: DecodingOptions) -> list[tuple[str, ...]]:
+        with self._lock:
+            index = len(self.calls)
+        out = super().generate(batch, options)
+        self.entered.release()
+        assert self.gates[index].wait(WAIT), f"call {index} was never let through"
+        self.now += sum(len(e.source) for e in batch) / self.rate
+        return out
+
+    def step(self, index: int) -> None:
+        self.gates[index].set()
+
+    def wait_entered(self, calls: int = 1) -> None:
+        for _ in range(calls):
+            assert self.entered.acquire(timeout=WAIT)
+
+    def open(self) -> None:
+        for gate in self.gates:
+            gate.set()
+
+
+def test_an_interactive_article_beside_bulk_is_spread_over_the_workers_without_strangers() -> None:
+    model = Stepped()
+    batcher = Batcher(model, BatchingOptions(max_batch_tokens=100, wait_ms=0.0, workers=2))
+    try:
+        blockers = [batcher.submit([sized(f"block{n}.0", 10)], OPTIONS, priority=BULK)[0]
+                    for n in range(2)]
+        model.wait_entered(2)  # both workers are decoding a bulk sentence
+        bulk = batcher.submit(doc("bulk", 100), OPTIONS, priority=BULK)
+        article = batcher.submit(doc("article", 6), OPTIONS, priority=INTERACTIVE)
+        model.step(0)  # one worker frees up: it takes half the article, nothing else
+        model.wait_entered()
+        model.step(1)  # the other frees up while the first decodes: it takes the rest
+        model.wait_entered()
+        model.open()
+        for fut in [*blockers, *bulk, *article]:
+            fut.result(WAIT)
+    finally:
+        model.open()
+        batcher.close(WAIT)
+    assert [tags(call) for call in model.calls[2:4]] == [{"article"}, {"article"}]
+    assert [len(call) for call in model.calls[2:4]] == [3, 3]
+
+
+def test_bulk_batches_shrink_to_a_slice_while_interactive_calls_are_recent() -> None:
+    model = Stepped(rate=20.0)  # tokens/s: a BULK_SLICE_S slice is 20 x BULK_SLICE_S tokens
+    model.open()
+    slice_sentences = int(20 * BULK_SLICE_S) // 10
+    batcher = Batcher(model, BatchingOptions(max_batch_tokens=100, wait_ms=0.0, workers=1),
+                      clock=model.clock)
+    try:
+        # Bulk alone: full batches (and the decoding rate gets measured).
+        warm = batcher.submit(doc("warm", 40), OPTIONS, priority=BULK)
+        for fut in warm:
+            fut.result(WAIT)
+        assert {len(call) for call in model.calls} == {10}
+        model.gates = [threading.Event() for _ in range(400)]  # hold the next call
+        (blocker,) = batcher.submit([sized("block.0", 10)], OPTIONS, priority=BULK)
+        model.wait_entered(len(model.calls))
+        first = len(model.calls)
+        (urgent,) = batcher.submit([sized("urgent.0", 10)], OPTIONS, priority=INTERACTIVE)
+        bulk = batcher.submit(doc("bulk", 8), OPTIONS, priority=BULK)  # a few slices' worth
+        model.open()
+        for fut in [blocker, urgent, *bulk]:
+            fut.result(WAIT)
+        during = [len(call) for call in model.calls[first + 1:] if tags(call) == {"bulk"}]
+        assert during and max(during) <= slice_sentences
+        # Once no interactive call came for INTERACTIVE_RECENT_S, bulk batches are full again.
+        model.now += INTERACTIVE_RECENT_S + 1
+        after = len(model.calls)
+        late = batcher.submit(doc("late", 30), OPTIONS, priority=BULK)
+        for fut in late:
+            fut.result(WAIT)
+        assert [len(call) for call in model.calls[after:]] == [10, 10, 10]
+    finally:
+        model.open()
+        batcher.close(WAIT)
 
 
 def test_documents_finish_in_arrival_order_when_all_are_equal() -> None:

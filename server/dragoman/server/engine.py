@@ -96,17 +96,25 @@ def compute_type_for(configured: str, manifest: Manifest) -> str:
 # Derived decoding caps are rounded up to a multiple of this, so that sentences of similar
 # length share a cap and beam search can decode them in one call (see ``decoding_cap``).
 CAP_STEP = 32
+# No derived cap is below CTranslate2's own default ``max_decoding_length``: every sentence of
+# up to 120 tokens (nearly all of an article) shares this cap, so a beam-search batch is one
+# CTranslate2 call instead of one per length class (2-3 smaller calls per batch cost about a
+# tenth of the throughput), and a short sentence is never cut shorter than raw CTranslate2
+# would cut it. The price: a model stuck repeating itself on a short sentence runs on to 256
+# tokens, as it would under CTranslate2's defaults.
+MIN_CAP = 256
 
 
 def decoding_cap(encoded: Encoded, options: DecodingOptions, positions: int) -> int:
     """The most tokens ``encoded`` may decode to: a function of the sentence alone.
 
     ``options.max_decoding_length`` when set, else 2 x its source + 16 (rounded up to
-    ``CAP_STEP``), so an output that never reaches ``</s>`` stops at the same length whatever
-    shares its batch; bounded by the decoder's position table (``positions``) less the target
-    prefix.
+    ``CAP_STEP``) and at least ``MIN_CAP``, so an output that never reaches ``</s>`` stops at
+    the same length whatever shares its batch; bounded by the decoder's position table
+    (``positions``) less the target prefix.
     """
-    cap = options.max_decoding_length or -(-(2 * len(encoded.source) + 16) // CAP_STEP) * CAP_STEP
+    derived = -(-(2 * len(encoded.source) + 16) // CAP_STEP) * CAP_STEP
+    cap = options.max_decoding_length or max(MIN_CAP, derived)
     if positions:
         cap = max(1, min(cap, positions - len(encoded.target_prefix) - 1))
     return cap
