@@ -28,7 +28,7 @@ from dragoman.server.batcher import (
 )
 from dragoman.server.engine import DecodingOptions, Encoded
 from dragoman.server.errors import InvalidInput, Overloaded
-from dragoman.server.rpc import convert
+from dragoman.server.rpc import messages
 from dragoman.server.rpc.app import ServerThread, build_service
 from dragoman.v1 import summarisation_pb2 as spb
 from dragoman.v1 import translation_pb2 as pb
@@ -286,17 +286,17 @@ def test_cancelled_and_expired_sentences_leave_their_class_total() -> None:
 
 def test_unspecified_priority_is_the_rpcs_default() -> None:
     req = pb.TranslateRequest(text="x", target_language="de")
-    assert convert.translate_input(req).priority is INTERACTIVE
-    assert convert.translate_input(req, BULK).priority is BULK
+    assert messages.translate_input(req).priority is INTERACTIVE
+    assert messages.translate_input(req, BULK).priority is BULK
     req.priority = pb.PRIORITY_INTERACTIVE
-    assert convert.translate_input(req, BULK).priority is INTERACTIVE
+    assert messages.translate_input(req, BULK).priority is INTERACTIVE
     req.priority = pb.PRIORITY_BULK
-    assert convert.translate_input(req).priority is BULK
-    assert convert.summarise_input(spb.SummariseRequest(text="x")).priority is INTERACTIVE
+    assert messages.translate_input(req).priority is BULK
+    assert messages.summarise_input(spb.SummariseRequest(text="x")).priority is INTERACTIVE
     summary = spb.SummariseRequest(text="x", priority=pb.PRIORITY_BULK)
-    assert convert.summarise_input(summary).priority is BULK
+    assert messages.summarise_input(summary).priority is BULK
     with pytest.raises(InvalidInput, match="unknown priority 7"):
-        convert.translate_input(pb.TranslateRequest(text="x", priority=7))  # type: ignore[arg-type]
+        messages.translate_input(pb.TranslateRequest(text="x", priority=7))  # type: ignore[arg-type]
 
 
 @pytest.fixture

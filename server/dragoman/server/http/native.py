@@ -26,7 +26,7 @@ from dragoman.server.errors import (
 from dragoman.server.http.calls import Calls, TooLarge
 from dragoman.server.http.common import Dialect
 from dragoman.server.http.keys import CALLS
-from dragoman.server.rpc import convert
+from dragoman.server.rpc import messages
 from dragoman.v1 import summarisation_pb2 as spb
 from dragoman.v1 import translation_pb2 as pb
 
@@ -82,10 +82,10 @@ async def translate(request: web.Request) -> web.Response:
     calls = request.app[CALLS]
     principal = _principal(request, calls)
     req = await _parse(request, pb.TranslateRequest())
-    inp = convert.translate_input(req)
+    inp = messages.translate_input(req)
     chars = calls.check_sizes([inp.text])
     out = await calls.charged(principal, chars, lambda: calls.translate(inp))
-    return _reply(convert.translate_response(out))
+    return _reply(messages.translate_response(out))
 
 
 @DIALECT.endpoint
@@ -93,10 +93,10 @@ async def summarise(request: web.Request) -> web.Response:
     calls = request.app[CALLS]
     principal = _principal(request, calls)
     req = await _parse(request, spb.SummariseRequest())
-    inp = convert.summarise_input(req)
+    inp = messages.summarise_input(req)
     chars = calls.check_sizes([inp.text])
     out = await calls.charged(principal, chars, lambda: calls.summarise(inp))
-    return _reply(convert.summarise_response(out))
+    return _reply(messages.summarise_response(out))
 
 
 @DIALECT.endpoint
@@ -106,14 +106,14 @@ async def detect(request: web.Request) -> web.Response:
     req = await _parse(request, pb.DetectLanguageRequest())
     chars = calls.check_sizes([req.text])
     det = await calls.charged(principal, chars, lambda: calls.detect(req.text))
-    return _reply(convert.detect_response(det))
+    return _reply(messages.detect_response(det))
 
 
 @DIALECT.endpoint
 async def languages(request: web.Request) -> web.Response:
     calls = request.app[CALLS]
     _principal(request, calls)
-    return _reply(convert.languages_response(await calls.languages()))
+    return _reply(messages.languages_response(await calls.languages()))
 
 
 def add_routes(app: web.Application) -> None:

@@ -17,7 +17,7 @@ import grpc
 from dragoman.server.batcher import Priority
 from dragoman.server.errors import DragomanError, Unavailable
 from dragoman.server.futures import prepare_off_loop, result_by
-from dragoman.server.rpc import convert
+from dragoman.server.rpc import messages
 from dragoman.server.rpc.auth import principal_of
 from dragoman.server.rpc.status import status_of
 from dragoman.server.service import Dragoman
@@ -136,7 +136,7 @@ def _pair(req: pb.TranslateRequest) -> tuple[str, str, str]:
 def _priority(req: pb.TranslateRequest, default: Priority) -> Priority:
     """The request's class for the admission check (an unknown value is refused later)."""
     try:
-        return convert.priority(req.priority, default)
+        return messages.priority(req.priority, default)
     except DragomanError:
         return default
 
@@ -148,18 +148,18 @@ class TranslationServicer(pb_grpc.TranslationServiceServicer):
         self.unsent_replies = 0
 
     def _translate(self, req: pb.TranslateRequest, deadline: float | None) -> Future[Any]:
-        return self._calls.service.translate(convert.translate_input(req), deadline)
+        return self._calls.service.translate(messages.translate_input(req), deadline)
 
     def _translate_bulk(self, req: pb.TranslateRequest, deadline: float | None) -> Future[Any]:
         """A stream's document: bulk unless it asks otherwise."""
         return self._calls.service.translate(
-            convert.translate_input(req, Priority.BULK), deadline)
+            messages.translate_input(req, Priority.BULK), deadline)
 
     async def Translate(self, request: pb.TranslateRequest, context: grpc.aio.ServicerContext) -> pb.TranslateResponse:
         out = await self._calls.call(context, self._translate, request, chars=len(request.text),
                                      pair=_pair(request),
                                      priority=_priority(request, Priority.INTERACTIVE))
-        return convert.translate_response(out)
+        return messages.translate_response(out)
 
     async def TranslateStream(
         self, request_iterator: AsyncIterator[pb.TranslateRequest], context: grpc.aio.ServicerContext
@@ -184,7 +184,7 @@ class TranslationServicer(pb_grpc.TranslationServiceServicer):
                 out = await self._calls.run(context, self._translate_bulk, req,
                                             chars=len(req.text), pair=_pair(req),
                                             priority=_priority(req, Priority.BULK))
-                resp = convert.translate_response(out)
+                resp = messages.translate_response(out)
             except DragomanError as exc:
                 code, message = status_of(exc)
                 resp = pb.TranslateResponse(
@@ -232,11 +232,11 @@ class TranslationServicer(pb_grpc.TranslationServiceServicer):
 
     async def DetectLanguage(self, request: pb.DetectLanguageRequest, context: grpc.aio.ServicerContext) -> pb.DetectLanguageResponse:
         det = await self._calls.sync(context, self._calls.service.detect, request.text)
-        return convert.detect_response(det)
+        return messages.detect_response(det)
 
     async def ListLanguages(self, request: pb.ListLanguagesRequest, context: grpc.aio.ServicerContext) -> pb.ListLanguagesResponse:
         info = await self._calls.sync(context, self._calls.service.languages)
-        return convert.languages_response(info)
+        return messages.languages_response(info)
 
 
 class SummarisationServicer(spb_grpc.SummarisationServiceServicer):
@@ -244,8 +244,8 @@ class SummarisationServicer(spb_grpc.SummarisationServiceServicer):
         self._calls = calls
 
     def _summarise(self, req: spb.SummariseRequest, deadline: float | None) -> Future[Any]:
-        return self._calls.service.summarise(convert.summarise_input(req), deadline)
+        return self._calls.service.summarise(messages.summarise_input(req), deadline)
 
     async def Summarise(self, request: spb.SummariseRequest, context: grpc.aio.ServicerContext) -> spb.SummariseResponse:
         out = await self._calls.call(context, self._summarise, request, chars=len(request.text))
-        return convert.summarise_response(out)
+        return messages.summarise_response(out)

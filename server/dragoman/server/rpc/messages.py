@@ -1,4 +1,5 @@
-"""Protobuf messages <-> service dataclasses."""
+"""Protobuf messages <-> the service facade's dataclasses, for the gRPC servicers and the
+HTTP adapter's own JSON API (model conversion is ``dragoman.server.convert``)."""
 
 from __future__ import annotations
 
