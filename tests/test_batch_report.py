@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from dragoman.client.cli import main
-from dragoman.server.batchjob.report import error_codes, summary_table, wall_time
-from dragoman.server.batchjob.runner import Summary
+from dragoman.server.batchjob.report import error_codes, report_table, wall_time
+from dragoman.server.batchjob.runner import RunReport
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,16 +53,16 @@ def test_batch_prints_a_summary_table(tmp_path: Path, copy_store: Path,
     assert rows["characters/s"] and rows["wall time"][0].endswith(" s")
 
 
-def test_summary_table_layout_and_codes(tmp_path: Path) -> None:
+def test_report_table_layout_and_codes(tmp_path: Path) -> None:
     errors = tmp_path / "out.jsonl.errors.jsonl"
     errors.write_text("".join(json.dumps({"id": i, "code": c, "reason": "r"}) + "\n"
                               for i, c in enumerate(["NOT_FOUND", "EMPTY_TEXT", "NOT_FOUND"]))
                       + '{"id": 9, "co')  # a torn last line is skipped
     codes = error_codes(str(errors))
     assert codes == Counter({"NOT_FOUND": 2, "EMPTY_TEXT": 1})
-    summary = Summary(done=1200, failed=2, skipped=30, total_done=1230, total_failed=3,
-                      ignored=0, chars=1_500_000, seconds=125.0, output="o", errors=str(errors))
-    assert summary_table(summary, codes).splitlines() == [
+    report = RunReport(done=1200, failed=2, skipped=30, total_done=1230, total_failed=3,
+                       ignored=0, chars=1_500_000, seconds=125.0, output="o", errors=str(errors))
+    assert report_table(report, codes).splitlines() == [
         "batch summary           this run  job total",
         "documents                  1,202      1,233",
         "  done                     1,200      1,230",

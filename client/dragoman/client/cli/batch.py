@@ -220,9 +220,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write {args.output}: folder {folder} does not exist")
     try:
         if args.engine == "ray":
-            summary = _run_ray(args)
+            report = _run_ray(args)
         else:
-            summary = command.run_batch(_spec(args, command), _progress(args))
+            report = command.run_batch(_spec(args, command), _progress(args))
     except KeyboardInterrupt:
         print("batch: interrupted; what was done is saved: rerun the same command to resume "
               "(--restart starts over)", file=sys.stderr, flush=True)
@@ -237,8 +237,8 @@ def run(args: argparse.Namespace) -> int:
             f"{describe_error(error, address)}; progress is saved: rerun the same command "
             "to resume"
         ) from None
-    _report(summary)
-    return summary.exit_status
+    _report(report)
+    return report.exit_status
 
 
 def _job(args: argparse.Namespace) -> Any:
@@ -318,18 +318,18 @@ def _run_ray(args: argparse.Namespace) -> Any:
     return run_ray_job(spec, _progress(args))
 
 
-def _report(summary: Any) -> None:
-    rate = summary.chars / summary.seconds if summary.seconds > 0 else 0.0
-    parts = [f"{summary.done} done", f"{summary.failed} failed",
-             f"{summary.skipped} skipped (done by an earlier run)"]
-    line = f"batch: {', '.join(parts)} in {summary.seconds:.1f}s ({rate:,.0f} chars/s)"
-    if summary.total_done != summary.done or summary.total_failed != summary.failed:
-        line += f"; job total: {summary.total_done} done, {summary.total_failed} failed"
+def _report(report: Any) -> None:
+    rate = report.chars / report.seconds if report.seconds > 0 else 0.0
+    parts = [f"{report.done} done", f"{report.failed} failed",
+             f"{report.skipped} skipped (done by an earlier run)"]
+    line = f"batch: {', '.join(parts)} in {report.seconds:.1f}s ({rate:,.0f} chars/s)"
+    if report.total_done != report.done or report.total_failed != report.failed:
+        line += f"; job total: {report.total_done} done, {report.total_failed} failed"
     print(line, file=sys.stderr)
-    print(f"batch: output: {summary.output}", file=sys.stderr)
-    if summary.errors:
-        print(f"batch: errors: {summary.errors}", file=sys.stderr)
-    from dragoman.server.batchjob.report import error_codes, summary_table
+    print(f"batch: output: {report.output}", file=sys.stderr)
+    if report.errors:
+        print(f"batch: errors: {report.errors}", file=sys.stderr)
+    from dragoman.server.batchjob.report import error_codes, report_table
 
-    print(summary_table(summary, error_codes(summary.errors)), file=sys.stderr)
+    print(report_table(report, error_codes(report.errors)), file=sys.stderr)
     sys.stderr.flush()

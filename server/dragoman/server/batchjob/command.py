@@ -23,7 +23,7 @@ from dragoman.server.batchjob.runner import (
     BatchJob,
     ProgressReporter,
     RunOptions,
-    Summary,
+    RunReport,
     job_fingerprint,
 )
 from dragoman.server.batchjob.state import StateFile, state_path
@@ -133,8 +133,8 @@ def check_remote_route(languages: Languages, job: JobOptions) -> None:
                             "--method auto or extractive)")
 
 
-def run_batch(spec: BatchSpec, progress: ProgressReporter | None = None) -> Summary:
-    """Run (or resume) the job; see ``Summary.exit_status`` for the outcome."""
+def run_batch(spec: BatchSpec, progress: ProgressReporter | None = None) -> RunReport:
+    """Run (or resume) the job; see ``RunReport.exit_status`` for the outcome."""
     job = build_job(spec, None, progress)
     if not job.needs_engine():
         logger.info("%s is complete; nothing to do", spec.output)

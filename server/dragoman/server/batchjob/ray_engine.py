@@ -64,7 +64,7 @@ from dragoman.server.batchjob.readers import (
 from dragoman.server.batchjob.runner import (
     NoProgress,
     ProgressReporter,
-    Summary,
+    RunReport,
     process_documents,
 )
 from dragoman.server.batchjob.writers import (
@@ -673,7 +673,7 @@ def spec_parquet(block: dict[str, Any]) -> bool:
     return block["kind"] == "parquet"
 
 
-def run_ray_job(spec: RaySpec, progress: ProgressReporter | None = None) -> Summary:
+def run_ray_job(spec: RaySpec, progress: ProgressReporter | None = None) -> RunReport:
     """Run (or resume) the job on Ray Data; see the module docstring."""
     started = time.monotonic()
     progress = progress or NoProgress()
@@ -685,11 +685,11 @@ def run_ray_job(spec: RaySpec, progress: ProgressReporter | None = None) -> Summ
     errors_file = spec.output + ".errors.jsonl"
     if finished is not None:
         logger.info("%s is complete; nothing to do", spec.output)
-        return Summary(0, 0, finished["done"] + finished["failed"], finished["done"],
-                       finished["failed"], 0, 0, time.monotonic() - started, spec.output,
-                       errors_file if finished["failed"] else None,
-                       total_blocks=finished.get("blocks", 0),
-                       total_failed_blocks=finished.get("failed_blocks", 0))
+        return RunReport(0, 0, finished["done"] + finished["failed"], finished["done"],
+                         finished["failed"], 0, 0, time.monotonic() - started, spec.output,
+                         errors_file if finished["failed"] else None,
+                         total_blocks=finished.get("blocks", 0),
+                         total_failed_blocks=finished.get("failed_blocks", 0))
     if (out / PLAN_FILE).is_file():
         plan = json.loads((out / PLAN_FILE).read_text(encoding="utf-8"))
     else:
@@ -731,7 +731,7 @@ def run_ray_job(spec: RaySpec, progress: ProgressReporter | None = None) -> Summ
     finally:
         manifest.close()
     now = [e for b, e in manifest.blocks.items() if b not in earlier]
-    return Summary(
+    return RunReport(
         done=sum(int(e["done"]) for e in now), failed=sum(int(e["failed"]) for e in now),
         skipped=skipped_docs, total_done=totals["done"], total_failed=totals["failed"],
         ignored=0, chars=sum(int(e["chars"]) for e in now),

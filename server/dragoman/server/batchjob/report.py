@@ -9,7 +9,10 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dragoman.server.batchjob.runner import RunReport
 
 logger = logging.getLogger(__name__)
 
@@ -43,30 +46,29 @@ def wall_time(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def summary_table(summary: Any, codes: Counter[str] | None = None) -> str:
-    """The table for a :class:`~dragoman.server.batchjob.runner.Summary`."""
-    rate = summary.chars / summary.seconds if summary.seconds > 0 else 0.0
+def report_table(report: RunReport, codes: Counter[str] | None = None) -> str:
+    """The table for a :class:`~dragoman.server.batchjob.runner.RunReport`."""
+    rate = report.chars / report.seconds if report.seconds > 0 else 0.0
     rows: list[tuple[str, str, str]] = [
-        ("documents", f"{summary.done + summary.failed:,}",
-         f"{summary.total_done + summary.total_failed:,}"),
-        ("  done", f"{summary.done:,}", f"{summary.total_done:,}"),
-        ("  failed", f"{summary.failed:,}", f"{summary.total_failed:,}"),
+        ("documents", f"{report.done + report.failed:,}",
+         f"{report.total_done + report.total_failed:,}"),
+        ("  done", f"{report.done:,}", f"{report.total_done:,}"),
+        ("  failed", f"{report.failed:,}", f"{report.total_failed:,}"),
     ]
     for code, count in sorted((codes or Counter()).items(), key=lambda kv: (-kv[1], kv[0])):
         rows.append((f"    {code}", "", f"{count:,}"))
-    if summary.skipped:
-        rows.append(("skipped (done before)", f"{summary.skipped:,}", ""))
-    total_blocks = getattr(summary, "total_blocks", 0)
-    if total_blocks:  # a Ray job: its unit of work
-        rows += [("blocks", f"{summary.blocks:,}", f"{total_blocks:,}"),
-                 ("  failed blocks", f"{summary.failed_blocks:,}",
-                  f"{summary.total_failed_blocks:,}")]
-    docs_rate = (summary.done + summary.failed) / summary.seconds if summary.seconds > 0 else 0.0
+    if report.skipped:
+        rows.append(("skipped (done before)", f"{report.skipped:,}", ""))
+    if report.total_blocks:  # a Ray job: its unit of work
+        rows += [("blocks", f"{report.blocks:,}", f"{report.total_blocks:,}"),
+                 ("  failed blocks", f"{report.failed_blocks:,}",
+                  f"{report.total_failed_blocks:,}")]
+    docs_rate = (report.done + report.failed) / report.seconds if report.seconds > 0 else 0.0
     rows += [
         ("documents/s", f"{docs_rate:,.1f}", ""),
-        ("characters", f"{summary.chars:,}", ""),
+        ("characters", f"{report.chars:,}", ""),
         ("characters/s", f"{rate:,.0f}", ""),
-        ("wall time", wall_time(summary.seconds), ""),
+        ("wall time", wall_time(report.seconds), ""),
     ]
     header = ("batch summary", "this run", "job total")
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(3)]

@@ -72,8 +72,9 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
-class Summary:
-    """What a run did; ``total_*`` include earlier runs of the same job."""
+class RunReport:
+    """What one run of a batch job did (``report.report_table`` prints it when the job ends);
+    ``total_*`` include earlier runs of the same job."""
 
     done: int
     failed: int
@@ -231,7 +232,7 @@ class _Feed:
 
 
 class BatchJob:
-    """One run of a job; ``run`` returns its summary (see ``Summary.exit_status``)."""
+    """One run of a job; ``run`` returns its report (see ``RunReport.exit_status``)."""
 
     def __init__(
         self,
@@ -294,7 +295,7 @@ class BatchJob:
 
     # -- running ------------------------------------------------------------------------
 
-    def run(self) -> Summary:
+    def run(self) -> RunReport:
         started = time.monotonic()
         checkpoint = start = self.prepare()
         earlier = start.done + start.failed
@@ -319,7 +320,7 @@ class BatchJob:
         if self.reader.ignored:
             logger.info("ignored %d entries that are not documents (directories, links, "
                         "hidden files, non-HTML WARC records)", self.reader.ignored)
-        return Summary(
+        return RunReport(
             done=checkpoint.done - start.done, failed=checkpoint.failed - start.failed,
             skipped=earlier, total_done=checkpoint.done, total_failed=checkpoint.failed,
             ignored=self.reader.ignored, chars=checkpoint.chars - start.chars,
