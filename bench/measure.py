@@ -45,8 +45,9 @@ class Doc:
 
 def encode_docs(model: Seq2SeqModel, articles: Sequence[tuple[str, str]], lang: str = "en",
                 target: str = "de") -> list[Doc]:
-    """Split and tokenise like ``Dragoman._translate_leg``: per-document de-duplication,
-    sentences over the model window split to fit, then ``model.encode``."""
+    """Split and tokenise like ``Dragoman._translate_leg`` and ``LoadedModel.run``:
+    per-document de-duplication, sentences over the model window split to fit, then
+    ``model.encode``."""
     docs = []
     for doc_id, text in articles:
         sources: list[tuple[str, ...]] = []

@@ -26,6 +26,7 @@ from dragoman.server.engine import (
 )
 from dragoman.server.errors import DeadlineExceeded, InvalidInput
 from dragoman.server.manifest import read_manifest
+from dragoman.server.registry import LoadedModel
 from dragoman.server.summarise.abstractive import (
     ELLIPSIS,
     final_options,
@@ -125,7 +126,7 @@ def test_long_article_is_summarised_in_several_sentence_aligned_passes(
 ) -> None:
     article = _article(40)
     assert len(lead_model.tokenize(article)) > 20 * WINDOW
-    result = summarise_abstractive(lead_model, batcher, article, "en", 0, 0, None).result(60)
+    result = summarise_abstractive(LoadedModel(lead_model, batcher), article, "en", 0, 0, None).result(60)
 
     assert result.passes > 1
     assert result.passes == len(batcher.calls)
@@ -158,7 +159,7 @@ def test_long_article_is_summarised_in_several_sentence_aligned_passes(
 def test_short_article_takes_one_pass(lead_model: Seq2SeqModel, batcher: SpyBatcher) -> None:
     article = " ".join(ENGLISH[:3])
     assert lead_model.fits(article)
-    result = summarise_abstractive(lead_model, batcher, article, "en", 0, 0, None).result(30)
+    result = summarise_abstractive(LoadedModel(lead_model, batcher), article, "en", 0, 0, None).result(30)
     assert result.passes == 1
     assert [len(c.items) for c in batcher.calls] == [1]
     assert result.summary == lead_model.decode(lead_model.encode(article, "en", "en").source[:LEAD]).strip()
@@ -174,7 +175,7 @@ def test_only_a_sentence_longer_than_the_window_is_split(
     before, after = ENGLISH[1], ENGLISH[2]
     article = f"{before} {giant} {after}"
     assert _sentences(article) == [before, giant, after]
-    summarise_abstractive(lead_model, batcher, article, "en", 0, 0, None).result(30)
+    summarise_abstractive(LoadedModel(lead_model, batcher), article, "en", 0, 0, None).result(30)
 
     chunks = _chunk_texts(lead_model, batcher.calls[0])
     assert chunks[0] == before and chunks[-1] == after
@@ -203,7 +204,7 @@ def test_length_limits_are_exact_on_the_final_text(
     max_sentences: int, max_words: int, expected: str | None,
 ) -> None:
     article = _article(12)
-    result = summarise_abstractive(lead_model, batcher, article, "en", max_sentences, max_words, None).result(60)
+    result = summarise_abstractive(LoadedModel(lead_model, batcher), article, "en", max_sentences, max_words, None).result(60)
     assert result.passes > 1
     if expected is None:
         final = batcher.calls[-1]
@@ -218,7 +219,7 @@ def test_length_limits_are_exact_on_the_final_text(
 
 def test_word_limit_sets_the_final_decoding_length(lead_model: Seq2SeqModel, batcher: SpyBatcher) -> None:
     article = " ".join(ENGLISH[:3])
-    summarise_abstractive(lead_model, batcher, article, "en", 0, 4, None).result(30)
+    summarise_abstractive(LoadedModel(lead_model, batcher), article, "en", 0, 4, None).result(30)
     (call,) = batcher.calls
     tokens = sum(len(lead_model.tokenize(s)) for s in _sentences(article))
     ratio = tokens / count_words(article)
@@ -264,7 +265,7 @@ class _NoShrink:
 def test_a_pass_that_does_not_shrink_stops_with_a_clear_error(lead_model: Seq2SeqModel) -> None:
     spy = SpyBatcher(_NoShrink(lead_model))
     try:
-        fut = summarise_abstractive(lead_model, spy, _article(6), "en", 0, 0, None)
+        fut = summarise_abstractive(LoadedModel(lead_model, spy), _article(6), "en", 0, 0, None)
         with pytest.raises(InvalidInput, match=r"did not shorten the text in pass 1"):
             fut.result(30)
         assert len(spy.calls) == 1
@@ -274,7 +275,7 @@ def test_a_pass_that_does_not_shrink_stops_with_a_clear_error(lead_model: Seq2Se
 
 def test_pass_count_is_bounded(lead_model: Seq2SeqModel, batcher: SpyBatcher) -> None:
     article = _article(40)
-    fut = summarise_abstractive(lead_model, batcher, article, "en", 0, 0, None, max_passes=2)
+    fut = summarise_abstractive(LoadedModel(lead_model, batcher), article, "en", 0, 0, None, max_passes=2)
     with pytest.raises(InvalidInput, match=r"within 2 passes; use the extractive method"):
         fut.result(30)
     assert len(batcher.calls) == 1  # the bound is known before a pass that could not finish
@@ -282,9 +283,9 @@ def test_pass_count_is_bounded(lead_model: Seq2SeqModel, batcher: SpyBatcher) ->
 
 def test_negative_limits_and_empty_text_are_refused(lead_model: Seq2SeqModel, batcher: SpyBatcher) -> None:
     with pytest.raises(InvalidInput, match="must not be negative"):
-        summarise_abstractive(lead_model, batcher, FIRST, "en", -1, 0, None)
+        summarise_abstractive(LoadedModel(lead_model, batcher), FIRST, "en", -1, 0, None)
     with pytest.raises(InvalidInput, match="no sentences"):
-        summarise_abstractive(lead_model, batcher, " \n\n ", "en", 0, 0, None)
+        summarise_abstractive(LoadedModel(lead_model, batcher), " \n\n ", "en", 0, 0, None)
     assert batcher.calls == []
 
 
@@ -311,7 +312,7 @@ def test_deadline_passing_in_a_pass_stops_before_the_next(lead_model: Seq2SeqMod
     spy = SpyBatcher(gated)
     try:
         deadline = time.monotonic() + 0.5
-        fut = summarise_abstractive(lead_model, spy, _article(12), "en", 0, 0, deadline)
+        fut = summarise_abstractive(LoadedModel(lead_model, spy), _article(12), "en", 0, 0, deadline)
         assert gated.started.wait(5)  # pass 1 was taken in time and is decoding
         time.sleep(max(0.0, deadline - time.monotonic()) + 0.05)
         gated.release.set()
@@ -325,7 +326,7 @@ def test_deadline_passing_in_a_pass_stops_before_the_next(lead_model: Seq2SeqMod
 
 def test_deadline_already_passed_is_refused_at_once(lead_model: Seq2SeqModel, batcher: SpyBatcher) -> None:
     with pytest.raises(DeadlineExceeded):
-        summarise_abstractive(lead_model, batcher, _article(2), "en", 0, 0, time.monotonic() - 1)
+        summarise_abstractive(LoadedModel(lead_model, batcher), _article(2), "en", 0, 0, time.monotonic() - 1)
     assert batcher.calls == []
 
 
@@ -336,7 +337,7 @@ def test_deadline_passing_in_the_queue_fails_the_summary(lead_model: Seq2SeqMode
         blocker = spy.submit([lead_model.encode("Blocker.", "en", "en")], DecodingOptions(beam_size=2))
         assert gated.started.wait(5)
         deadline = time.monotonic() + 0.5
-        fut = summarise_abstractive(lead_model, spy, _article(12), "en", 0, 0, deadline)
+        fut = summarise_abstractive(LoadedModel(lead_model, spy), _article(12), "en", 0, 0, deadline)
         time.sleep(max(0.0, deadline - time.monotonic()) + 0.05)  # queued behind the blocker
         gated.release.set()
         with pytest.raises(DeadlineExceeded, match="while the text was queued"):
@@ -354,7 +355,7 @@ def test_cancel_drops_queued_chunks_and_starts_no_further_pass(lead_model: Seq2S
     try:
         blocker = spy.submit([lead_model.encode("Blocker.", "en", "en")], DecodingOptions(beam_size=2))
         assert gated.started.wait(5)
-        fut = summarise_abstractive(lead_model, spy, _article(12), "en", 0, 0, None)
+        fut = summarise_abstractive(LoadedModel(lead_model, spy), _article(12), "en", 0, 0, None)
         chunks = len(spy.calls[1].items)
         assert chunks > 1
         assert fut.cancel()
@@ -376,7 +377,7 @@ def test_cancelling_between_passes_reports_cancelled(lead_model: Seq2SeqModel) -
     gated = _Gated(lead_model)
     spy = SpyBatcher(gated)
     try:
-        fut = summarise_abstractive(lead_model, spy, _article(12), "en", 0, 0, None)
+        fut = summarise_abstractive(LoadedModel(lead_model, spy), _article(12), "en", 0, 0, None)
         assert gated.started.wait(5)  # the first pass is decoding
         fut.cancel()
         gated.release.set()

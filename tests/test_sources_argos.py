@@ -72,8 +72,7 @@ def _translate(store: Path, text: str, source: str, target: str) -> str:
     try:
         return service.translate(TranslateInput(text, target, source)).result(60).text
     finally:
-        service.close()
-        service.registry.close(timeout=5)
+        service.close(timeout=5)
 
 
 def test_index_parsing_picks_the_newest_package(mirror: Mirror) -> None:

@@ -262,7 +262,7 @@ def test_bart_summary_text_equals_transformers(converted: dict[str, Converted], 
                 tokenizer(text, return_tensors="pt").input_ids, num_beams=1, do_sample=False,
                 no_repeat_ngram_size=0, max_length=MAX_LENGTH, min_length=MIN_LENGTH)[0]
         expected = tokenizer.decode(reference, skip_special_tokens=True, clean_up_tokenization_spaces=False).strip()
-        direct = summarise_abstractive(lm.model, lm.batcher, text, "en", 0, 0, None).result(30)
+        direct = summarise_abstractive(lm, text, "en", 0, 0, None).result(30)
         assert (direct.summary, direct.passes) == (expected, 1)
         out = service.summarise(SummariseInput(text, language="en", method="abstractive", max_words=1000)).result(30)
         assert (out.summary, out.models, out.passes, out.method) == (expected, (installed.name,), 1, "abstractive")

@@ -38,5 +38,5 @@ class HttpThread:
             asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
-        self.service.registry.close(timeout=5)
+        self.service.close(timeout=5)
         self.executor.shutdown(wait=False, cancel_futures=True)

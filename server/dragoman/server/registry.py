@@ -3,7 +3,9 @@
 Routing speaks ISO 639-1 only: a direct model for the pair wins (bilingual before
 multilingual unless configured otherwise); failing that, two legs through a pivot language
 (English by default) when both exist. Models load on first use and the least recently used
-one is unloaded when a count or size budget would be exceeded; preloaded models stay.
+one is unloaded when a count or size budget would be exceeded; preloaded models stay. A
+loaded model is the one way sentences go through CTranslate2 (:meth:`LoadedModel.run`:
+encode, one batcher submission, decode), for translations and summaries alike.
 """
 
 from __future__ import annotations
@@ -12,14 +14,18 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable, Sequence
 
-from dragoman.server.batcher import Batcher, BatchingOptions
-from dragoman.server.engine import RuntimeOptions, Seq2SeqModel
+from dragoman.server.batcher import Batcher, BatchingOptions, Priority
+from dragoman.server.engine import DecodingOptions, Encoded, RuntimeOptions, Seq2SeqModel
 from dragoman.server.errors import InvalidInput, ModelNotFound, StoreError
+from dragoman.server.futures import gather, then
 from dragoman.server.observability.hooks import ModelObserver
 from dragoman.server.store import InstalledModel, ModelStore
+from dragoman.server.text.align import Alignment, joined, word_alignment
+from dragoman.server.text.segment import joiner, split_to_fit
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +58,79 @@ class Route:
         return tuple(leg.model for leg in self.legs)
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """One text through a model: what it decoded to and, where asked for, the word alignment
+    of that output to the text (None when the model's attention cannot give one)."""
+
+    text: str
+    alignment: Alignment | None = None
+
+
 @dataclass
 class LoadedModel:
     model: Seq2SeqModel
     batcher: Batcher
     install_id: tuple[int, int] = (0, 0)  # the install it was loaded from (see InstalledModel)
+
+    def run(
+        self, texts: Sequence[str], source: str, target: str, options: DecodingOptions,
+        deadline: float | None = None, *, groups: Sequence[int] | None = None,
+        align: Sequence[bool] | None = None, priority: int = Priority.INTERACTIVE,
+    ) -> Future[list[Decoded]]:
+        """Encode ``texts``, queue them in one batcher submission (batched with other
+        requests' sentences) and decode the outputs: one :class:`Decoded` per text, in order.
+
+        A text longer than the model's window goes in pieces (:func:`split_to_fit`), decoded
+        and joined again, so nothing is cut; blank pieces are not decoded. ``groups`` gives
+        each text's paragraph (the batcher's "paragraph" mode), ``align`` marks the texts whose
+        word alignment is wanted, ``deadline`` (``time.monotonic()``) and ``priority`` go to
+        the batcher. Raises what :meth:`Batcher.submit` raises (Overloaded, Unavailable);
+        cancelling the future drops the sentences still queued.
+        """
+        model = self.model
+        encoded: list[Encoded] = []
+        owners: list[int] = []  # the text each encoded piece belongs to
+        for n, text in enumerate(texts):
+            for piece in [text] if model.fits(text) else split_to_fit(text, model.fits):
+                if piece.strip():
+                    one = model.encode(piece.strip(), source, target)
+                    encoded.append(replace(one, align=True) if align and align[n] else one)
+                    owners.append(n)
+        futures = self.batcher.submit(
+            encoded, options, deadline,
+            groups=[groups[n] for n in owners] if groups is not None else None, priority=priority)
+        glue = joiner(target)
+
+        def assemble(outputs: list[tuple[str, ...]]) -> list[Decoded]:
+            parts: list[list[str]] = [[] for _ in texts]
+            pieces: list[list[Alignment | None]] = [[] for _ in texts]
+            for n, tokens, one in zip(owners, outputs, encoded):
+                parts[n].append(model.decode(tokens))
+                if one.align:
+                    pieces[n].append(_piece_alignment(model, one, tokens))
+            return [
+                Decoded(glue.join(p for p in parts[n] if p),
+                        joined(pieces[n]) if align and align[n] and glue else None)
+                for n in range(len(texts))
+            ]
+
+        return then(gather(futures), assemble)
+
+    def check_deadline(self, deadline: float, priority: int = Priority.INTERACTIVE) -> None:
+        """Raise Overloaded when the work queued ahead of a ``priority`` call cannot be
+        decoded before ``deadline`` (see :meth:`Batcher.check_deadline`)."""
+        self.batcher.check_deadline(deadline, priority=priority)
+
+
+def _piece_alignment(model: Seq2SeqModel, encoded: Encoded, tokens: Sequence[str]) -> Alignment | None:
+    """Word alignment of one decoded piece, from the attention the engine returned."""
+    attention = getattr(tokens, "attention", None)
+    if attention is None or len(attention) == 0 or model.manifest.text_prefix:
+        return None
+    first = len(model.manifest.source_prefix)
+    last = len(encoded.source) - len(model.manifest.source_suffix)
+    return word_alignment(encoded.source[first:last], tokens, attention)
 
 
 class ModelRegistry:
@@ -152,6 +226,12 @@ class ModelRegistry:
     def loaded_names(self) -> list[str]:
         with self._lock:
             return [n for n, lm in self._loaded.items() if lm.model.loaded]
+
+    def batchers(self) -> list[tuple[str, Batcher]]:
+        """(name, batcher) of every model that was loaded, unloaded ones too (their counters
+        stay; metrics read them)."""
+        with self._lock:
+            return [(name, lm.batcher) for name, lm in self._loaded.items()]
 
     def loaded(self, name: str) -> LoadedModel | None:
         """The model if it is in memory, without loading it or touching the LRU order (for

@@ -1,25 +1,25 @@
 """The Dragoman service as plain Python: validate, route, segment, cache, batch, reassemble.
 
-This is what the gRPC adapter, the archive job and the Ray actors all call. Entry points do
+This is what the gRPC and HTTP adapters, the archive job and the Ray actors all call, and all
+they call (models, shutdown included): none of them reaches into the registry. Entry points do
 the cheap preparation on the calling thread and return a ``Future`` for the rest, so the
 asyncio RPC layer awaits them without blocking and the batch job simply waits.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
 from collections import defaultdict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
 
 from dragoman.server.access import AccessControl
 from dragoman.server.batcher import Batcher, Priority
 from dragoman.server.cache import SentenceCache
-from dragoman.server.engine import Encoded, Seq2SeqModel
 from dragoman.server.errors import (
     GlossaryNotFound,
     InvalidInput,
@@ -27,21 +27,16 @@ from dragoman.server.errors import (
     Overloaded,
     Unavailable,
 )
-from dragoman.server.futures import chain, completed, gather, recover, then
+from dragoman.server.futures import chain, completed, recover, then
 from dragoman.server.glossary import GlossaryStore, check_keep, check_terms
 from dragoman.server.manifest import is_model_name
-from dragoman.server.registry import Leg, ModelRegistry, Route
+from dragoman.server.observability.hooks import ModelObserver
+from dragoman.server.registry import Decoded, Leg, LoadedModel, ModelRegistry, Route
 from dragoman.server.summarise.extractive import summarise_extractive
-from dragoman.server.text.align import Alignment, joined, word_alignment
+from dragoman.server.text.align import Alignment
 from dragoman.server.text.inline import Terms
 from dragoman.server.text.langdetect import Detection, detect_language, is_language_code
-from dragoman.server.text.segment import (
-    Document,
-    TextFormat,
-    joiner,
-    split_document,
-    split_to_fit,
-)
+from dragoman.server.text.segment import Document, TextFormat, split_document
 from dragoman.server.text.unicode import unicode_problem
 
 logger = logging.getLogger(__name__)
@@ -143,6 +138,21 @@ class ModelSummary:
 
 
 @dataclass(frozen=True)
+class ModelState:
+    """A model folder of the store as the server sees it (health, metrics, start-up log)."""
+
+    name: str
+    task: str  # "translate" or "summarise"; "" for a folder without a readable manifest
+    loaded: bool  # in memory now
+    problem: str = ""  # why it is not served ("" when it is)
+
+    @property
+    def installed(self) -> bool:
+        """Whether the folder holds a readable model (it may still fail to load)."""
+        return bool(self.task)
+
+
+@dataclass(frozen=True)
 class LanguagesInfo:
     pairs: tuple[PairInfo, ...]
     summarisation_languages: tuple[str, ...]
@@ -190,9 +200,9 @@ class Dragoman:
         self._in_flight = 0
         self._lock = threading.Lock()
         self._closing = False
-        # The first batcher each (source, target, model) of a request went to: adapters ask it
-        # whether a new call can finish in time before handing the call to a worker thread.
-        self._pair_batchers: dict[tuple[str, str, str], Batcher] = {}
+        # The first model each (source, target, model) of a request went to: adapters ask its
+        # batcher whether a new call can finish in time before handing it to a worker thread.
+        self._pair_models: dict[tuple[str, str, str], LoadedModel] = {}
 
     def _model_changed(self, name: str) -> None:
         """A model was reinstalled or removed: its cached sentences are no use any more."""
@@ -206,7 +216,7 @@ class Dragoman:
         """The ``time.monotonic()`` deadline of a call with ``seconds_left`` (None: the
         caller set none), capped by ``max_request_seconds``: adapters wait until it and no
         longer, and the batcher drops the call's work once it passes."""
-        return self._capped(monotonic_deadline(seconds_left))
+        return self._capped(None if seconds_left is None else time.monotonic() + seconds_left)
 
     def refuse_if_late(
         self, source: str, target: str, model: str, deadline: float | None,
@@ -219,9 +229,9 @@ class Dragoman:
         interactive call is judged by the interactive work ahead of it, not the bulk backlog."""
         if deadline is None or not source.strip():
             return
-        batcher = self._pair_batchers.get((source.strip(), target.strip(), model.strip()))
-        if batcher is not None:
-            batcher.check_deadline(deadline, priority=priority)
+        loaded = self._pair_models.get((source.strip(), target.strip(), model.strip()))
+        if loaded is not None:
+            loaded.check_deadline(deadline, priority)
 
     def _check_time(
         self, route: Route | None, deadline: float | None,
@@ -236,9 +246,9 @@ class Dragoman:
         if loaded is None:
             return
         if pair is not None and pair[0]:
-            self._pair_batchers[pair] = loaded.batcher
+            self._pair_models[pair] = loaded
         if deadline is not None:
-            loaded.batcher.check_deadline(deadline, priority=priority)
+            loaded.check_deadline(deadline, priority)
 
     def _capped(self, deadline: float | None) -> float | None:
         cap = self.limits.max_request_seconds
@@ -277,10 +287,62 @@ class Dragoman:
         fut.add_done_callback(self._release)
         return fut
 
-    def close(self) -> None:
-        """Refuse new work; in-flight calls finish (the RPC layer waits for them)."""
+    def drain(self) -> None:
+        """Shutting down: refuse new work (Unavailable, which clients retry elsewhere); the
+        calls in flight finish, their sentences decoded without waiting for company."""
         with self._lock:
             self._closing = True
+        self.registry.drain()
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Refuse new work and stop every model's workers within ``timeout`` seconds (what
+        is queued is decoded first); False when a batch was still decoding at the end
+        (CTranslate2 cannot be interrupted), so the process should not wait for it."""
+        with self._lock:
+            self._closing = True
+        return self.registry.close(timeout)
+
+    # -- models (the adapters' and the batch job's view of the registry) ---------------
+
+    @property
+    def models_dir(self) -> Path:
+        """The model store's folder."""
+        return self.registry.store.root
+
+    def model_states(self) -> list[ModelState]:
+        """Every installed model, then every store folder that holds no readable model."""
+        loaded = set(self.registry.loaded_names())
+        problems = self.registry.broken()
+        installed = self.registry.installed
+        states = [ModelState(m.name, m.manifest.task, m.name in loaded, problems.get(m.name, ""))
+                  for m in installed]
+        names = {m.name for m in installed}
+        return states + [ModelState(name, "", False, problem)
+                         for name, problem in sorted(problems.items()) if name not in names]
+
+    def batchers(self) -> list[tuple[str, Batcher]]:
+        """(name, batcher) of every model loaded so far: metrics read their queues and
+        counters."""
+        return self.registry.batchers()
+
+    def refresh(self) -> None:
+        """Re-read the model store: serve models installed while running, retire removed or
+        reinstalled ones (their cached sentences are dropped)."""
+        self.registry.refresh()
+
+    def preload(self, names: Iterable[str]) -> None:
+        """Load ``names`` now and keep them loaded; one that fails is reported as broken (see
+        :meth:`model_states`) and skipped."""
+        self.registry.preload(names)
+
+    def observe(self, observer: ModelObserver | None) -> None:
+        """Report model loads and batches to ``observer`` (metrics)."""
+        self.registry.observe(observer)
+
+    def route(self, source: str, target: str, model: str = "") -> Route:
+        """The models that would translate ``source`` -> ``target`` (ModelNotFound when none
+        does): lets a caller fail before reading any input."""
+        return self.registry.route(source, target, model)
 
     # -- validation -----------------------------------------------------------------
 
@@ -435,8 +497,7 @@ class Dragoman:
         priority: Priority = Priority.INTERACTIVE,
     ) -> Future[_Translated]:
         lm = self.registry.acquire(leg.model)
-        model = lm.model
-        options = model.default_options(beam_size)
+        options = lm.model.default_options(beam_size)
         results: list[str | None] = [None] * len(sentences)
         # Each distinct uncached sentence is decoded once, however often it repeats.
         todo: dict[str, list[int]] = defaultdict(list)
@@ -456,42 +517,25 @@ class Dragoman:
                 cached += 1
             else:
                 todo[sentence].append(i)
-        encoded = []
-        owners: list[str] = []
-        groups: list[int] = []
-        for sentence, indexes in todo.items():
-            pieces = [sentence] if model.fits(sentence) else split_to_fit(sentence, model.fits)
-            for piece in pieces:
-                if piece.strip():
-                    encoded.append(model.encode(piece.strip(), leg.source, leg.target))
-                    if sentence in aligned:
-                        encoded[-1] = dataclasses.replace(encoded[-1], align=True)
-                    owners.append(sentence)
-                    groups.append(paragraphs[indexes[0]] if paragraphs is not None else 0)
-        if not encoded:
+        if not any(sentence.strip() for sentence in todo):
             return completed(_Translated([r or "" for r in results], cached))
-        futures = lm.batcher.submit(encoded, options, deadline, groups, priority)
-        glue = joiner(leg.target)
+        texts = list(todo)
 
-        def assemble(outputs: list[tuple[str, ...]]) -> _Translated:
-            parts: dict[str, list[str]] = defaultdict(list)
-            pieces: dict[str, list[Alignment | None]] = defaultdict(list)
-            for sentence, tokens, enc in zip(owners, outputs, encoded):
-                parts[sentence].append(model.decode(tokens))
-                if enc.align:
-                    pieces[sentence].append(_piece_alignment(model, enc, tokens))
+        def assemble(outputs: list[Decoded]) -> _Translated:
             alignments: list[Alignment | None] = [None] * len(sentences)
-            for sentence, indexes in todo.items():
-                text = glue.join(p for p in parts[sentence] if p)
-                self.cache.put(cache_key(sentence), text)
-                for i in indexes:
-                    results[i] = text
-                    if sentence in aligned:
-                        alignments[i] = joined(pieces[sentence]) if glue else None
+            for sentence, out in zip(texts, outputs):
+                self.cache.put(cache_key(sentence), out.text)
+                for i in todo[sentence]:
+                    results[i] = out.text
+                    alignments[i] = out.alignment
             return _Translated([r if r is not None else "" for r in results], cached,
                                alignments if aligned else None)
 
-        return then(gather(futures), assemble)
+        return then(lm.run(
+            texts, leg.source, leg.target, options, deadline,
+            groups=[paragraphs[todo[s][0]] for s in texts] if paragraphs is not None else None,
+            align=[s in aligned for s in texts] if aligned else None, priority=priority,
+        ), assemble)
 
     # -- summarisation --------------------------------------------------------------
 
@@ -547,11 +591,10 @@ class Dragoman:
         else:
             from dragoman.server.summarise.abstractive import summarise_abstractive
 
-            lm = self.registry.acquire(summariser)
             first = then(
                 summarise_abstractive(
-                    lm.model, lm.batcher, text, language, max_sentences, req.max_words, deadline,
-                    priority=req.priority,
+                    self.registry.acquire(summariser), text, language, max_sentences,
+                    req.max_words, deadline, priority=req.priority,
                 ),
                 lambda r: _Summarised(r.summary, r.passes, r.sentences, (summariser,),
                                       "abstractive"),
@@ -567,33 +610,21 @@ class Dragoman:
                 first = recover(first, InvalidInput, fall_back)
 
         def translate(res: _Summarised) -> Future[SummariseOutput]:
-            summary, passes, count, models, used = (
-                res.summary, res.passes, res.sentences, res.models, res.method)
             if route is None:
-                return completed(SummariseOutput(
-                    req.id, summary, language, target, used, models, passes, count))
-            doc = split_document(summary, language)
+                return completed(SummariseOutput(req.id, res.summary, language, target,
+                                                 res.method, res.models, res.passes, res.sentences))
+            doc = split_document(res.summary, language)
             align = [doc.markup(n) is not None for n in range(len(doc.sentence_index))]
             return then(
                 self.translate_sentences(route, doc.sentences, 0, deadline, self._paragraphs(doc),
                                          align if any(align) else None, req.priority),
                 lambda done: SummariseOutput(
-                    req.id, doc.rebuild(done.sentences, done.alignments), language, target, used,
-                    models + route.models, passes, count,
+                    req.id, doc.rebuild(done.sentences, done.alignments), language, target,
+                    res.method, res.models + route.models, res.passes, res.sentences,
                 ),
             )
 
         return chain(first, translate)
-
-
-def _piece_alignment(model: Seq2SeqModel, encoded: Encoded, tokens: Sequence[str]) -> Alignment | None:
-    """Word alignment of one decoded piece, from the attention the engine returned."""
-    attention = getattr(tokens, "attention", None)
-    if attention is None or len(attention) == 0 or model.manifest.text_prefix:
-        return None
-    first = len(model.manifest.source_prefix)
-    last = len(encoded.source) - len(model.manifest.source_suffix)
-    return word_alignment(encoded.source[first:last], tokens, attention)
 
 
 def _compose(first: _Translated, second: _Translated) -> list[Alignment | None] | None:
@@ -602,7 +633,3 @@ def _compose(first: _Translated, second: _Translated) -> list[Alignment | None] 
         return None
     return [a.then(b) if a is not None and b is not None else None
             for a, b in zip(first.alignments, second.alignments)]
-
-
-def monotonic_deadline(seconds_left: float | None) -> float | None:
-    return None if seconds_left is None else time.monotonic() + seconds_left

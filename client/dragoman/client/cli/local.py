@@ -73,8 +73,7 @@ class LocalClient:
         self.close()
 
     def close(self) -> None:
-        self._service.close()
-        self._service.registry.close(timeout=5.0)
+        self._service.close(timeout=5.0)
 
     def translate(
         self, text: str, target: str, *, source: str | None = None, format: str = "plain",

@@ -36,7 +36,7 @@ def check_route(service: Dragoman, job: JobOptions) -> None:
     """Fail before reading any input when the given language pair has no model at all."""
     if job.task == "translate" and job.source_language and \
             job.source_language != job.target_language:
-        service.registry.route(job.source_language, job.target_language, job.model)
+        service.route(job.source_language, job.target_language, job.model)
 
 
 def submitter(service: Dragoman, job: JobOptions) -> Callable[[Request], Future[str]]:
@@ -84,8 +84,7 @@ class LocalEngine(FutureEngine):
 
     def close(self) -> None:
         super().close()
-        self.service.close()
-        self.service.registry.close(timeout=5.0)
+        self.service.close(timeout=5.0)
 
 
 def open_local_engine(config: ServerConfig, job: JobOptions, window: int) -> LocalEngine:
@@ -93,6 +92,6 @@ def open_local_engine(config: ServerConfig, job: JobOptions, window: int) -> Loc
     try:
         check_route(service, job)
     except BaseException:
-        service.registry.close(timeout=1.0)
+        service.close(timeout=1.0)
         raise
     return LocalEngine(service, job, window)

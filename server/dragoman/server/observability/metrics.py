@@ -135,13 +135,12 @@ class ServiceCollector(Collector):
         entries.add_metric([], len(cache))
         yield from (hits, misses, entries)
 
-        registry = service.registry
-        loaded = set(registry.loaded_names())
         state = GaugeMetricFamily("dragoman_model_loaded",
                                   "1 when the model is in memory, 0 when installed but not",
                                   labels=("model", "task"))
-        for m in registry.installed:
-            state.add_metric([m.name, m.manifest.task], 1.0 if m.name in loaded else 0.0)
+        for model in service.model_states():
+            if model.installed:
+                state.add_metric([model.name, model.task], 1.0 if model.loaded else 0.0)
         yield state
         queue = GaugeMetricFamily("dragoman_model_queued_sentences",
                                   "sentences waiting for a generate call", labels=("model",))
@@ -155,7 +154,7 @@ class ServiceCollector(Collector):
         refused = CounterMetricFamily(
             "dragoman_model_calls_refused", "calls refused by the batcher (RESOURCE_EXHAUSTED)",
             labels=("model", "reason"))
-        for name, batcher in _batchers(registry):
+        for name, batcher in service.batchers():
             queue.add_metric([name], batcher.queued())
             per_worker = batcher.rate.per_second()
             if per_worker is not None:
@@ -166,9 +165,3 @@ class ServiceCollector(Collector):
             refused.add_metric([name, "queue_full"], s.rejected)
             refused.add_metric([name, "deadline_out_of_reach"], getattr(s, "late", 0))
         yield from (queue, rate, dropped, refused)
-
-
-def _batchers(registry: Any) -> list[tuple[str, Any]]:
-    """(name, batcher) of every model that was loaded (read without blocking loads long)."""
-    with registry._lock:
-        return [(name, lm.batcher) for name, lm in registry._loaded.items()]

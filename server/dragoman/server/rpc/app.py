@@ -119,9 +119,9 @@ class ServerHandle:
         """Per-model health: SERVING when in memory, NOT_SERVING when installed but unloaded
         or broken (a model that fails to load, a folder without a readable manifest) or
         removed since it was last reported."""
-        registry = self.service.registry
-        loaded = set(registry.loaded_names())
-        names = {m.name for m in registry.installed} | set(registry.broken())
+        states = self.service.model_states()
+        loaded = {s.name for s in states if s.loaded}
+        names = {s.name for s in states}
         gone, self.reported = self.reported - names, names
         for name in sorted(names | gone):
             await self.health.set(
@@ -137,7 +137,7 @@ class ServerHandle:
         while True:
             await asyncio.sleep(interval or HOUSEKEEPING_SECONDS)
             try:
-                await loop.run_in_executor(self.executor, self.service.registry.refresh)
+                await loop.run_in_executor(self.executor, self.service.refresh)
                 await self.report_models()
             except Exception:  # noqa: BLE001 - housekeeping must never stop the server
                 logger.exception("housekeeping failed")
@@ -157,8 +157,7 @@ class ServerHandle:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.housekeeping
         await self.set_serving(False)
-        self.service.close()
-        self.service.registry.drain()  # nobody will join a batch that waits for company
+        self.service.drain()  # refuses new calls; nobody will join a batch waiting for company
         drains = [self._drain_grpc(grace)]
         if self.http is not None:
             drains.append(self.http.stop())
@@ -166,7 +165,7 @@ class ServerHandle:
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        stopped = self.service.registry.close(timeout=left)
+        stopped = self.service.close(timeout=left)
         self.executor.shutdown(wait=False, cancel_futures=True)
         return stopped
 
@@ -286,12 +285,12 @@ def models_to_preload(service: Dragoman, config: ServerConfig) -> list[str]:
         return list(config.preload)
     if config.max_loaded_models or config.max_loaded_mb:
         return []
-    return [m.name for m in service.registry.installed]
+    return [s.name for s in service.model_states() if s.installed]
 
 
 async def start(service: Dragoman, config: ServerConfig) -> ServerHandle:
     metrics = Metrics(service)
-    service.registry.observe(metrics)
+    service.observe(metrics)
     handle = create_server(service, config.address, workers=config.workers,
                            tls=tls_settings(config), reflection_enabled=config.reflection,
                            metrics=metrics)
@@ -299,7 +298,7 @@ async def start(service: Dragoman, config: ServerConfig) -> ServerHandle:
     await handle.server.start()
     logger.info("listening on %s (port %d, %s); models in %s", config.address, handle.port,
                 "mTLS" if config.tls_client_ca else "TLS" if config.tls_cert else "plaintext",
-                service.registry.store.root)
+                service.models_dir)
     logger.info("access: %s", service.access.describe())
     logger.info(
         "decoding: %d replica(s) x %d thread(s) per model, batches of up to %d tokens, "
@@ -311,15 +310,16 @@ async def start(service: Dragoman, config: ServerConfig) -> ServerHandle:
     started = time.monotonic()
     loop = asyncio.get_running_loop()
     try:
-        await loop.run_in_executor(handle.executor, service.registry.preload, names)
+        await loop.run_in_executor(handle.executor, service.preload, names)
     except BaseException:
         await handle.stop(0)  # stopped on this loop, not by gRPC's __del__ after it closed
         raise
-    in_memory = set(service.registry.loaded_names())
+    states = service.model_states()
+    in_memory = {s.name for s in states if s.loaded}
     loaded = [name for name in names if name in in_memory]
     logger.info("loaded %d model(s) in %.2fs: %s", len(loaded), time.monotonic() - started,
                 ", ".join(loaded) or "none (extractive summaries only)")
-    broken = service.registry.broken()
+    broken = [s.name for s in states if s.problem]
     if broken:
         logger.warning("not serving %d broken model(s): %s (see `dragoman models list`)",
                        len(broken), ", ".join(sorted(broken)))

@@ -30,10 +30,11 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
-from dragoman.server.batcher import Batcher, Priority
-from dragoman.server.engine import DecodingOptions, Encoded, Seq2SeqModel
+from dragoman.server.batcher import Priority
+from dragoman.server.engine import DecodingOptions, Seq2SeqModel
 from dragoman.server.errors import DeadlineExceeded, InvalidInput
-from dragoman.server.futures import chain, gather, then
+from dragoman.server.futures import chain, then
+from dragoman.server.registry import LoadedModel
 from dragoman.server.text.segment import joiner, split_sentences, split_to_fit
 from dragoman.server.text.words import count_words
 
@@ -63,8 +64,7 @@ class AbstractiveResult:
 class _Plan:
     """Per-call constants shared by every pass."""
 
-    model: Seq2SeqModel
-    batcher: Batcher
+    loaded: LoadedModel
     language: str
     glue: str
     map_options: DecodingOptions
@@ -75,10 +75,13 @@ class _Plan:
     max_passes: int
     priority: int = Priority.INTERACTIVE
 
+    @property
+    def model(self) -> Seq2SeqModel:
+        return self.loaded.model
+
 
 def summarise_abstractive(
-    model: Seq2SeqModel,
-    batcher: Batcher,
+    loaded: LoadedModel,
     text: str,
     language: str,
     max_sentences: int,
@@ -87,7 +90,7 @@ def summarise_abstractive(
     max_passes: int = MAX_PASSES,
     priority: int = Priority.INTERACTIVE,
 ) -> Future[AbstractiveResult]:
-    """Summarise ``text`` with ``model``; limits of 0 mean "no limit".
+    """Summarise ``text`` with the ``loaded`` model; limits of 0 mean "no limit".
 
     ``deadline`` is a ``time.monotonic()`` instant; ``priority`` the batcher's class for the
     chunks. Cancelling the returned future drops the
@@ -102,13 +105,13 @@ def summarise_abstractive(
     sentences = _sentences(text, language)
     if not sentences:
         raise InvalidInput("the text has no sentences to summarise")
+    model = loaded.model
     counts = [len(model.tokenize(s)) for s in sentences]
     words = sum(count_words(s) for s in sentences)
     tokens = _size(counts, _prefix_tokens(model))
     ratio = min(max(tokens / max(words, 1), MIN_TOKENS_PER_WORD), MAX_TOKENS_PER_WORD)
     plan = _Plan(
-        model=model,
-        batcher=batcher,
+        loaded=loaded,
         language=language,
         glue=joiner(language),
         map_options=map_options(model),
@@ -221,10 +224,12 @@ def _check_deadline(plan: _Plan) -> None:
 
 
 def _submit(plan: _Plan, chunks: Sequence[str], options: DecodingOptions) -> Future[list[str]]:
-    """All chunks of a pass in one submission, decoded when the batch is done."""
-    encoded: list[Encoded] = [plan.model.encode(c, plan.language, plan.language) for c in chunks]
-    futures = plan.batcher.submit(encoded, options, plan.deadline, priority=plan.priority)
-    return then(gather(futures), lambda outs: [plan.model.decode(o) for o in outs])
+    """All chunks of a pass in one submission, decoded when the batch is done (the chunks
+    fit the window, so none is cut further)."""
+    return then(
+        plan.loaded.run(chunks, plan.language, plan.language, options, plan.deadline,
+                        priority=plan.priority),
+        lambda outs: [out.text for out in outs])
 
 
 def _pass(plan: _Plan, sentences: list[str], counts: list[int], done: int) -> Future[AbstractiveResult]:
