@@ -94,7 +94,7 @@ def raw_ctranslate2(model_dir: Path, docs: list[dict[str, object]], config) -> t
 
 def run_local(source: Path, out: Path, config) -> float:  # type: ignore[no-untyped-def]
     service = build_service(config)
-    service.registry.preload(["copy-en-de"])
+    service.preload(["copy-en-de"])
     job = JobOptions("translate", "de", "en")
     engine = LocalEngine(service, job, 32)
     spec = BatchSpec(source, out, job, run=RunOptions(window=32, restart=True))
