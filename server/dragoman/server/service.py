@@ -15,7 +15,7 @@ from collections import defaultdict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from dragoman.server.access import AccessControl
 from dragoman.server.batcher import Batcher, Priority
@@ -40,6 +40,8 @@ from dragoman.server.text.segment import Document, TextFormat, split_document
 from dragoman.server.text.unicode import unicode_problem
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 METHODS = ("auto", "extractive", "abstractive")
 
@@ -276,7 +278,7 @@ class Dragoman:
         with self._lock:
             self._in_flight -= 1
 
-    def _tracked(self, fn, *args):  # type: ignore[no-untyped-def]
+    def _tracked(self, fn: Callable[..., Future[T]], *args: Any) -> Future[T]:
         """Run ``fn`` (which returns a future) inside the in-flight accounting."""
         self._admit()
         try:
