@@ -12,7 +12,7 @@ Draws, from the results JSON that ``throughput.py --results`` writes:
 * ``memory.png``: the server's peak RSS against concurrent clients (idle dotted), and
   throughput against peak RSS for the ``--decode-memory-mb`` caps.
 
-Needs matplotlib (``pip install '.[bench]'``).
+Needs matplotlib (``pip install ./client '.[bench]'``).
 """
 
 from __future__ import annotations

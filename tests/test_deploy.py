@@ -117,6 +117,7 @@ def test_dockerfile_copies_everything_the_package_build_needs() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     needed = {"pyproject.toml", pyproject["project"]["readme"]}
     needed |= {d.split("/")[0] for d in pyproject["tool"]["setuptools"]["package-dir"].values()}
+    needed.add("client")  # the dragoman-client project the server pins (client/pyproject.toml)
     copied = set()
     for word, rest, stage in docker_instructions():
         if word == "COPY" and stage == 0:

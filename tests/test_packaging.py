@@ -1,13 +1,16 @@
 """The package layout promises of the design: stubs in sync, namespace complete, no generic
-top-level modules, the wheel carries the generated stubs."""
+top-level modules, two distributions (dragoman-client from client/, the server `dragoman` from
+the top level, pinning the client at its own version), the wheels carry the generated stubs."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,22 +44,48 @@ def test_stub_drift_is_detected(tmp_path: Path) -> None:
     assert "translation_pb2.py" in proc.stderr
 
 
-def _declared_packages() -> list[str]:
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    return data["tool"]["setuptools"]["packages"]
+CLIENT_PYPROJECT = ROOT / "client" / "pyproject.toml"
+SERVER_PYPROJECT = ROOT / "pyproject.toml"
 
 
-def test_every_package_is_declared() -> None:
-    found = set()
-    for root in ("client", "server"):
-        for init in (ROOT / root / "dragoman").rglob("__init__.py"):
-            rel = init.parent.relative_to(ROOT / root)
-            found.add(".".join(rel.parts))
-    assert found == set(_declared_packages())
+def _pyproject(path: Path) -> dict[str, Any]:
+    return tomllib.loads(path.read_text())
+
+
+def _declared_packages(path: Path | None = None) -> list[str]:
+    paths = [path] if path else [CLIENT_PYPROJECT, SERVER_PYPROJECT]
+    return [p for each in paths for p in _pyproject(each)["tool"]["setuptools"]["packages"]]
+
+
+def _packages_in(folder: Path) -> set[str]:
+    return {".".join(init.parent.relative_to(folder).parts)
+            for init in (folder / "dragoman").rglob("__init__.py")}
+
+
+def test_every_package_is_declared_in_its_distribution() -> None:
+    assert _packages_in(ROOT / "client") == set(_declared_packages(CLIENT_PYPROJECT))
+    assert _packages_in(ROOT / "server") == set(_declared_packages(SERVER_PYPROJECT))
 
 
 def test_no_generic_top_level_modules() -> None:
     assert all(p.startswith("dragoman.") for p in _declared_packages())
+
+
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~\[;]", requirement, maxsplit=1)[0].lower()
+
+
+def test_the_client_needs_only_grpc_and_the_server_pins_the_client() -> None:
+    client = _pyproject(CLIENT_PYPROJECT)["project"]
+    server = _pyproject(SERVER_PYPROJECT)["project"]
+    assert client["name"] == "dragoman-client" and server["name"] == "dragoman"
+    assert {_requirement_name(r) for r in client["dependencies"]} == {
+        "grpcio", "grpcio-health-checking", "protobuf"}
+    assert f"dragoman-client=={client['version']}" in server["dependencies"]
+    assert server["version"] == client["version"]
+    # One owner of the console script, or uninstalling either would delete the other's.
+    assert client["scripts"] == {"dragoman": "dragoman.client.cli:main"}
+    assert "scripts" not in server
 
 
 def test_client_import_does_not_load_the_model_layer() -> None:
@@ -82,26 +111,46 @@ def test_model_layer_never_imports_grpc() -> None:
 
 
 @pytest.mark.slow
-def test_wheel_contains_stubs_and_entry_point(tmp_path: Path) -> None:
+def test_wheels_contain_stubs_and_entry_point(tmp_path: Path) -> None:
+    # Built from a copy: setuptools reuses a checkout's build/ folder, whose leftovers from an
+    # earlier layout would end up in the wheel.
+    import shutil
+
+    source = tmp_path / "src"
+    for name in ("client", "server"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns(
+            "__pycache__", "build", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(ROOT)],
+         "-w", str(tmp_path), str(source / "client"), str(source)],
         capture_output=True, text=True,
     )
     if proc.returncode != 0 and "No module named" in proc.stderr:
         pytest.skip(f"cannot build a wheel here: {proc.stderr.strip()[-200:]}")
     assert proc.returncode == 0, proc.stderr
-    wheel = next(tmp_path.glob("dragoman-*.whl"))
-    names = zipfile.ZipFile(wheel).namelist()
+    client = zipfile.ZipFile(next(tmp_path.glob("dragoman_client-*.whl")))
+    names = client.namelist()
     assert "dragoman/v1/translation_pb2.py" in names
+    assert "dragoman/v1/translation_pb2.pyi" in names
     assert "dragoman/v1/summarisation_pb2_grpc.py" in names
-    assert "dragoman/server/rpc/app.py" in names
     assert "dragoman/client/cli/__init__.py" in names
-    for package in ("client", "server", "v1"):  # typed packages (PEP 561)
+    for package in ("client", "v1"):  # typed packages (PEP 561)
         assert f"dragoman/{package}/py.typed" in names
-    assert not any(n.startswith(("server/", "client/")) for n in names)
+    assert not any(n.startswith(("dragoman/server/", "server/", "client/")) for n in names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "dragoman = dragoman.client.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "dragoman = dragoman.client.cli:main" in client.read(entry).decode()
+
+    server = zipfile.ZipFile(next(tmp_path.glob("dragoman-*.whl")))
+    names = server.namelist()
+    assert "dragoman/server/rpc/app.py" in names and "dragoman/server/py.typed" in names
+    assert "dragoman/server/http/static/index.html" in names
+    assert not any(n.startswith(("dragoman/client/", "dragoman/v1/", "server/", "client/"))
+                   for n in names)
+    assert not any(n.endswith("entry_points.txt") for n in names)
+    metadata = server.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "Requires-Dist: dragoman-client==" in metadata
 
 
 def test_every_domain_error_names_a_real_status_code() -> None:

@@ -1,8 +1,9 @@
 """The `dragoman` command line: parser, command registration and the one error boundary.
 
 Each command module exposes `register(subparsers) -> None`, adding sub-parsers whose defaults set
-`func(args) -> int`. One distribution installs the client and the server together, so every
-command is always there; the server package is imported only when a command runs that needs it.
+`func(args) -> int`. The client distribution (dragoman-client) installs without the server
+(dragoman): every command is registered either way, the server package is imported only when a
+command runs that needs it, and without it such a command exits 2 saying what to install.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from dragoman.client.cli.common import (
     positive_float,
     report_error,
     server_address,
+    server_installed,
+    server_missing,
 )
 from dragoman.client.errors import DragomanError
 
@@ -47,6 +50,9 @@ logger = logging.getLogger(__name__)
 COMMAND_MODULES = ("remote", "serve", "models", "batch", "keys", "glossaries")
 # Commands that work on this machine's files and never call a server.
 LOCAL_COMMANDS = frozenset({"serve", "models", "keys", "glossaries"})
+# Commands that need the server distribution whatever their flags (the batch job lives there,
+# for every engine); translate, summarise and detect need it with --local.
+SERVER_COMMANDS = LOCAL_COMMANDS | {"batch"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,7 +67,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _version() -> str:
     try:
-        return metadata.version("dragoman")
+        return metadata.version("dragoman-client")
     except metadata.PackageNotFoundError:
         return "unknown (not installed)"
 
@@ -189,11 +195,29 @@ def _timeout_for_message(args: argparse.Namespace) -> float | None:
         return None
 
 
+def _needs_missing_server(args: argparse.Namespace) -> str | None:
+    """The error line when the command needs dragoman.server and it is not installed."""
+    if args.command in SERVER_COMMANDS:
+        what = f"`{PROG} {args.command}`"
+    elif getattr(args, "local", False):
+        what = f"`{PROG} {args.command} --local`"
+    else:
+        return None
+    return None if server_installed() else server_missing(what)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (0 ok, 1 failure, 2 usage error, 130 Ctrl-C)."""
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        # Known arguments first: without the server, `serve` has none of its flags, and
+        # `serve --port 1` must say what to install rather than "unrecognized arguments".
+        args, unknown = parser.parse_known_args(argv)
+        missing = _needs_missing_server(args)
+        if missing:
+            raise UsageError(missing)
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     except UsageError as error:
         report_error(str(error))
         return error.exit_code

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import sys
@@ -34,6 +35,25 @@ EXIT_INTERRUPTED = 130
 STDIN = "-"
 
 _FORMAT_BY_SUFFIX = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown"}
+
+
+# The client (dragoman-client) installs without the server (dragoman); the commands that run
+# models or manage this machine's stores need both.
+SERVER_INSTALL = "pip install dragoman (from a checkout of the repository: pip install ./client .)"
+
+
+def server_installed() -> bool:
+    """Whether the server distribution (dragoman.server) can be imported here."""
+    try:
+        return importlib.util.find_spec("dragoman.server") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def server_missing(what: str) -> str:
+    """The one-line error for a command that needs the server distribution."""
+    return (f"{what} needs the Dragoman server, and only the client is installed here: "
+            f"{SERVER_INSTALL}")
 
 
 class CliError(Exception):

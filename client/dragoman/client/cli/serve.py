@@ -6,13 +6,21 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
-from dragoman.client.cli.common import UsageError
+from dragoman.client.cli.common import UsageError, server_installed, server_missing
 
 if TYPE_CHECKING:
     from dragoman.server.config import ServerConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    if not server_installed():
+        # The client alone: the flags live in the server package; `main` reports what to
+        # install when the command runs, and --help says it too.
+        subparsers.add_parser(
+            "serve", help="run the translation/summarisation server (needs the server package)",
+            description=server_missing("`dragoman serve`"),
+        ).set_defaults(func=_run)
+        return
     from dragoman.server.config import add_arguments
 
     parser = subparsers.add_parser(
