@@ -203,3 +203,75 @@ def test_a_newly_installed_model_is_logged(tmp_path: Path, sp_model: Path,
     messages = [r.getMessage() for r in caplog.records if "was installed" in r.getMessage()]
     assert messages == ["model second was installed (translate de -> en); serving it"]
     registry.close(timeout=1.0)
+
+
+def _jsonl(tmp_path: Path, count: int = 30) -> Path:
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(f'{{"id": {i}, "text": "The council met. It voted."}}\n'
+                              for i in range(count)), encoding="utf-8")
+    return source
+
+
+def test_batch_stops_at_once_when_nothing_can_serve_the_job(
+        tmp_path: Path, copy_store: Path, server) -> None:  # type: ignore[no-untyped-def]
+    """Both engines check the job against what is installed before reading the input: no
+    model into the target (source detected per document), no abstractive summariser, an
+    unknown model. (--local wrote one NOT_FOUND record per document for the last two.)"""
+    source = _jsonl(tmp_path)
+    jobs = [
+        (("translate", "--to", "fr"), "no model .*into fr"),
+        (("translate", "--to", "de", "--model", "nope"), "no model named 'nope'"),
+        (("summarise", "--method", "abstractive"), "no abstractive summariser"),
+        (("summarise", "--method", "abstractive", "--language", "de"),
+         "no abstractive summariser"),
+        (("summarise", "--model", "nope"), "no model named 'nope'"),
+        (("summarise", "--model", "copy-en-de"), "'copy-en-de' is not a summariser"),
+        (("summarise", "--language", "en", "--to", "fr"), "no model .*en->fr"),
+    ]
+    engines = [("--local", "--models", str(copy_store)), ("--server", server.address)]
+    for engine in engines:
+        for job, pattern in jobs:
+            out = tmp_path / "out.jsonl"
+            done = dragoman("batch", *job, *engine, str(source), "-o", str(out),
+                            "--progress", "none")
+            assert_one_error_line(done, 2, pattern)
+            assert not (tmp_path / "out.jsonl.errors.jsonl").exists(), (engine, job)
+
+
+def test_batch_local_refuses_a_store_folder_that_does_not_exist(tmp_path: Path) -> None:
+    done = dragoman("batch", "translate", "--from", "en", "--to", "de", "--local", "--models",
+                    str(tmp_path / "typo"), str(_jsonl(tmp_path, 1)), "-o",
+                    str(tmp_path / "out.jsonl"))
+    assert_one_error_line(done, 2, "model store folder .*typo does not exist")
+
+
+def test_store_commands_refuse_a_store_folder_that_does_not_exist(tmp_path: Path) -> None:
+    """A typo in --models (or DRAGOMAN_MODELS) is an error, not an empty store; the default
+    folder may be missing (nothing installed yet)."""
+    typo = str(tmp_path / "typo")
+    for args in (("models", "list", "--models", typo), ("models", "remove", "x", "--models", typo),
+                 ("glossaries", "list", "--models", typo),
+                 ("glossaries", "add", "news", "--from", "en", "--to", "de", "--term", "a=b",
+                  "--models", typo)):
+        assert_one_error_line(dragoman(*args), 2, "model store folder .*typo does not exist")
+    assert not (tmp_path / "typo").exists()
+    done = dragoman("models", "list", DRAGOMAN_MODELS=typo)
+    assert_one_error_line(done, 2, "model store folder .*typo does not exist.*DRAGOMAN_MODELS")
+    done = dragoman("models", "list", XDG_DATA_HOME=str(tmp_path / "fresh"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("no models installed")
+
+
+def test_batch_summarise_help_does_not_promise_translated_titles() -> None:
+    summarise = " ".join(dragoman("batch", "summarise", "--help").stdout.split())
+    assert "translated too" not in summarise and "title: kept as it is" in summarise
+    assert "--title-output-field NAME" not in summarise
+    translate = " ".join(dragoman("batch", "translate", "--help").stdout.split())
+    assert "translated too" in translate and "--title-output-field NAME" in translate
+
+
+def test_a_missing_file_named_like_a_word_points_at_text() -> None:
+    done = dragoman("translate", "--to", "de", "Hello")
+    assert_one_error_line(done, 2, r"cannot read Hello: No such file.*--text 'Hello'")
+    done = dragoman("translate", "--to", "de", "artcle.md")  # a typo'd file name: no hint
+    assert_one_error_line(done, 2, r"cannot read artcle.md: No such file or directory$")

@@ -149,6 +149,14 @@ class ServerConfig:
 
         return default_store_dir()
 
+    def check_models_dir(self) -> None:
+        """Refuse a store named by --models or DRAGOMAN_MODELS that does not exist: a typo
+        would read as an empty store. The default folder may be missing (nothing installed)."""
+        if self.models and not self.models_dir.is_dir():
+            raise InvalidInput(
+                f"model store folder {self.models_dir} does not exist (check --models and "
+                f"${env_name('models')}; without either, the default folder is used)")
+
     def runtime(self) -> RuntimeOptions:
         return RuntimeOptions(
             device=self.device,

@@ -43,10 +43,10 @@ INPUT is a JSONL file (.jsonl, .jsonl.gz; one article object per line), a Parque
 or a WARC file (.warc, .warc.gz) of crawled pages. OUTPUT mirrors it: JSONL input gives
 JSONL and Parquet input gives Parquet (every column kept) with result fields added to
 each record (translate: "<text-field>_<LANG>" and "<title-field>_<LANG>", e.g. "text_de"
-and "title_de"; summarise: "summary", or "summary_<LANG>" with --to; --output-field and
---title-output-field rename them); files give the same folder or archive layout with each
-file translated in its own format (Markdown and HTML keep their markup). WARC input gives
-JSONL records (id, url, date, title, text and the results).
+and "title_de", renamed with --output-field and --title-output-field; summarise: "summary",
+or "summary_<LANG>" with --to, renamed with --output-field); files give the same folder or
+archive layout with each file translated in its own format (Markdown and HTML keep their
+markup). WARC input gives JSONL records (id, url, date, title, text and the results).
 
 Documents that cannot be processed (malformed lines, empty or oversized text, binary files,
 languages without a model) go to OUTPUT.errors.jsonl as {"id", "location", "code",
@@ -114,11 +114,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     fields = parser.add_argument_group("records (JSONL, Parquet and WARC)")
     fields.add_argument("--id-field", default="id", metavar="NAME", help="default: id")
     fields.add_argument("--text-field", default="text", metavar="NAME", help="default: text")
+    translates = parser.prog.split()[-1] == "translate"  # summaries leave the title as it is
     fields.add_argument("--title-field", default="title", metavar="NAME",
-                        help="translated too when present (default: title)")
+                        help="translated too when present (default: title)" if translates else
+                        "the title: kept as it is, not summarised (default: title)")
     fields.add_argument("--output-field", default="", metavar="NAME",
                         help="field for the result (default: text_LANG, or summary[_LANG])")
-    if parser.prog.split()[-1] == "translate":  # summaries leave the title as it is
+    if translates:
         fields.add_argument("--title-output-field", default="", metavar="NAME",
                             help="field for the translated title (default: title_LANG)")
     fields.add_argument("--format", choices=list(TEXT_FORMATS), default="plain",

@@ -16,7 +16,7 @@ from dragoman.client.cli.common import EXIT_OK, UsageError, format_table, write_
 MODELS_HELP = "model store folder (default: $DRAGOMAN_MODELS, else the per-user data folder)"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "glossaries",
         help="add, list and remove named glossaries",
@@ -58,19 +58,20 @@ def parse_term(value: str) -> tuple[str, str]:
     return source.strip(), target.strip()
 
 
-def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _store(args: argparse.Namespace):
     from dragoman.server.config import load_config
     from dragoman.server.errors import DragomanError
     from dragoman.server.glossary import GlossaryStore
 
     try:
         config = load_config({"models": args.models})
+        config.check_models_dir()  # glossaries live in the store: a typo must not create one
     except DragomanError as exc:
         raise UsageError(str(exc)) from None
     return GlossaryStore(config.models_dir)
 
 
-def _run(action):  # type: ignore[no-untyped-def]
+def _run(action):
     from dragoman.server.errors import DragomanError
 
     try:

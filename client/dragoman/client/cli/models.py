@@ -15,7 +15,7 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("models", help="install, list and remove models")
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
 
@@ -76,7 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     remove.set_defaults(func=_remove)
 
 
-def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _store(args: argparse.Namespace, *, must_exist: bool = True):
+    """The store --models (or DRAGOMAN_MODELS, else the default) names; one named explicitly
+    must exist unless ``must_exist`` is off (an install creates it)."""
     from dragoman.server.config import load_config
     from dragoman.server.errors import DragomanError
     from dragoman.server.store import ModelStore
@@ -84,6 +86,8 @@ def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     try:
         config = load_config({"models": args.models,
                               "max_model_mb": getattr(args, "max_model_mb", None)})
+        if must_exist:
+            config.check_models_dir()
     except DragomanError as exc:
         raise UsageError(str(exc)) from None
     return ModelStore(config.models_dir, config.max_model_mb * 1024 * 1024)
@@ -102,7 +106,7 @@ def _install(args: argparse.Namespace) -> int:
     from dragoman.server.sources.progress import terminal_progress
     from dragoman.server.store import InstallOptions
 
-    store = _store(args)
+    store = _store(args, must_exist=False)
     options = InstallOptions(
         name=args.name,
         task=args.task,

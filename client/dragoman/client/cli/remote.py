@@ -140,9 +140,15 @@ def _text(args: argparse.Namespace) -> str:
     try:
         return read_input(args.file)
     except UsageError as error:
-        if args.file and args.file != STDIN and " " in args.file:
+        if args.file and args.file != STDIN and _reads_as_text(args.file):
             raise UsageError(f"{error} (to pass the text itself: --text {args.file!r})") from None
         raise
+
+
+def _reads_as_text(name: str) -> bool:
+    """A missing FILE that looks like words rather than a path: it has spaces, or it is one
+    bare word (no folder, no suffix). A typo'd 'artcle.md' gets no --text hint."""
+    return any(c.isspace() for c in name) or not any(c in name for c in "./\\")
 
 
 def _register_summarise(subparsers: Any) -> None:

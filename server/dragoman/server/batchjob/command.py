@@ -7,11 +7,11 @@ the same without a command line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from dragoman.server.batchjob.job import Engine, JobOptions
 from dragoman.server.batchjob.readers import (
@@ -34,9 +34,6 @@ from dragoman.server.batchjob.writers import (
     output_format,
 )
 from dragoman.server.errors import InvalidInput, ModelNotFound
-
-if TYPE_CHECKING:
-    from dragoman.client.results import Languages
 
 logger = logging.getLogger(__name__)
 
@@ -89,23 +86,26 @@ def build_job(spec: BatchSpec, engine: Engine | None,
 
 @contextmanager
 def open_engine(spec: BatchSpec) -> Iterator[Engine]:
-    """The engine the spec asks for, closed (models freed, channel closed) on exit."""
+    """The engine the spec asks for, closed (models freed, channel closed) on exit; either
+    fails at once, before any input is read, when nothing installed can serve the job."""
     if spec.engine == "local":
         from dragoman.server.batchjob.local import open_local_engine
         from dragoman.server.config import load_config
 
         config = load_config({"models": spec.models})
-        engine: Engine = open_local_engine(config, spec.job, spec.run.window)
+        config.check_models_dir()
+        local = open_local_engine(config, spec.job, spec.run.window)
         try:
-            yield engine
+            check_servable(local.service.languages(), spec.job)
+            yield local
         finally:
-            engine.close()
+            local.close()
         return
     from dragoman.client import Client
     from dragoman.server.batchjob.remote import RemoteEngine
 
     with Client(spec.server, timeout=spec.timeout, **dict(spec.client_options)) as client:  # type: ignore[arg-type]
-        check_remote_route(client.languages(), spec.job)
+        check_servable(client.languages(), spec.job)
         remote = RemoteEngine(client, spec.job, spec.run.window)
         try:
             yield remote
@@ -113,24 +113,64 @@ def open_engine(spec: BatchSpec) -> Iterator[Engine]:
             remote.close()
 
 
-def check_remote_route(languages: Languages, job: JobOptions) -> None:
-    """Fail before reading any input when the server has no model for the job, as the local
-    engine does: otherwise every document of the archive becomes a NOT_FOUND record."""
-    names = {m.name for m in languages.models}
-    if job.model and job.model not in names:
-        raise ModelNotFound(f"no model named {job.model!r} is installed on the server; "
-                            f"installed: {', '.join(sorted(names)) or 'none'}")
+class _Pair(Protocol):
+    @property
+    def source_language(self) -> str: ...
+    @property
+    def target_language(self) -> str: ...
+
+
+class _Model(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def task(self) -> str: ...
+
+
+class Listing(Protocol):
+    """What is installed: the server's ``ListLanguages`` answer (``dragoman.client``'s
+    ``Languages``) or the in-process service's (``LanguagesInfo``), which have this shape."""
+
+    @property
+    def pairs(self) -> Sequence[_Pair]: ...
+    @property
+    def summarisation_languages(self) -> Sequence[str]: ...
+    @property
+    def models(self) -> Sequence[_Model]: ...
+
+
+def check_servable(installed: Listing, job: JobOptions) -> None:
+    """Fail before reading any input when nothing installed can serve the job: otherwise
+    every document of the archive becomes a NOT_FOUND record. Pairs include pivot routes; a
+    job without a source language needs some pair into its target (documents detected as
+    the target's language alone would pass)."""
+    tasks = {m.name: m.task for m in installed.models}
+    if job.model and job.model not in tasks:
+        raise ModelNotFound(f"no model named {job.model!r} is installed; installed: "
+                            f"{', '.join(sorted(tasks)) or 'none'}")
+    if job.model and tasks[job.model] != job.task:
+        kind = "summariser" if job.task == "summarise" else "translation model"
+        raise InvalidInput(f"model {job.model!r} is not a {kind} (its task: "
+                           f"{tasks[job.model]})")
+    pairs = {(p.source_language, p.target_language) for p in installed.pairs}
+    have = ", ".join(sorted(f"{s}->{t}" for s, t in pairs)) or "none"
     source, target = job.source_language, job.target_language
-    if job.task == "translate" and not job.model and source and source != target:
-        pairs = {(p.source_language, p.target_language) for p in languages.pairs}
-        if (source, target) not in pairs:
-            have = ", ".join(sorted(f"{s}->{t}" for s, t in pairs)) or "none"
-            raise ModelNotFound(f"no model on the server translates {source}->{target}; its "
-                                f"pairs: {have}")
-    if (job.task == "summarise" and job.method == "abstractive" and not job.model
-            and not languages.summarisation_languages):
-        raise ModelNotFound("no abstractive summariser is installed on the server (use "
-                            "--method auto or extractive)")
+    if job.task == "summarise":
+        readers = set(installed.summarisation_languages)
+        if job.method == "abstractive" and not job.model and (
+                not readers or (source and source not in readers)):
+            read = f" for {source!r}" if source else ""
+            raise ModelNotFound(f"no abstractive summariser{read} is installed (summarisers "
+                                f"read: {', '.join(sorted(readers)) or 'none'}; use --method "
+                                "auto or extractive)")
+        if not target:
+            return
+    elif job.model:
+        return  # the named model serves the pair, or says why not on the first document
+    if source and source != target and (source, target) not in pairs:
+        raise ModelNotFound(f"no model translates {source}->{target}; installed pairs: {have}")
+    if not source and not any(t == target for _, t in pairs):
+        raise ModelNotFound(f"no model translates into {target}; installed pairs: {have}")
 
 
 def run_batch(spec: BatchSpec, progress: ProgressReporter | None = None) -> RunReport:
