@@ -275,3 +275,17 @@ def test_a_missing_file_named_like_a_word_points_at_text() -> None:
     assert_one_error_line(done, 2, r"cannot read Hello: No such file.*--text 'Hello'")
     done = dragoman("translate", "--to", "de", "artcle.md")  # a typo'd file name: no hint
     assert_one_error_line(done, 2, r"cannot read artcle.md: No such file or directory$")
+
+
+def test_serve_on_an_http_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        done = dragoman("serve", "--address", "127.0.0.1:0", "--http", f"127.0.0.1:{port}",
+                        "--models", str(tmp_path))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"dragoman: error: cannot listen for HTTP on 127.0.0.1:{port}: port {port} is already "
+        "in use")

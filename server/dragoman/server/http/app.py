@@ -8,6 +8,7 @@ Dragoman's JSON, anything else LibreTranslate's).
 
 from __future__ import annotations
 
+import errno
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -148,6 +149,9 @@ class HttpServer:
             await site.start()
         except OSError as exc:
             await self._runner.cleanup()
+            if exc.errno == errno.EADDRINUSE:  # asyncio's wording shows a (host, port) tuple
+                raise DragomanError(f"cannot listen for HTTP on {self.address}: port {port} is "
+                                    "already in use") from None
             raise DragomanError(f"cannot listen for HTTP on {self.address}: {exc.strerror or exc}") from None
         self.port = self._runner.addresses[0][1] if self._runner.addresses else port
         return self
