@@ -63,7 +63,11 @@ def test_no_server_hints_at_serve_and_server_flag() -> None:
         port = s.getsockname()[1]
     done = dragoman("translate", "--to", "de", "-t", "Hi.", "--server", f"127.0.0.1:{port}",
                     "--timeout", "10")
+    assert_one_error_line(done, 1, r"dragoman serve.*--server.*DRAGOMAN_SERVER.*--local\)$")
+    # Only commands that can run without a server offer --local.
+    done = dragoman("languages", "--server", f"127.0.0.1:{port}", "--timeout", "10")
     assert_one_error_line(done, 1, r"dragoman serve.*--server.*DRAGOMAN_SERVER")
+    assert "--local" not in done.stderr
 
 
 def test_client_flags_are_not_offered_where_they_do_nothing() -> None:

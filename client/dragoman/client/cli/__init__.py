@@ -238,7 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except DragomanError as error:
         logger.debug("call failed", exc_info=True)
-        report_error(describe_error(error, server_address(args), _timeout_for_message(args)))
+        report_error(describe_error(error, server_address(args), _timeout_for_message(args),
+                                    local=hasattr(args, "local") and server_installed()))
         return exit_code_for(error)
     except BrokenPipeError:
         # The reader (e.g. `head`) went away: stop quietly, and keep the interpreter's final

@@ -236,8 +236,8 @@ def run(args: argparse.Namespace) -> int:
     except ClientError as error:
         address = server_address(args)
         raise CliError(
-            f"{describe_error(error, address)}; progress is saved: rerun the same command "
-            "to resume"
+            f"{describe_error(error, address, local=True)}; progress is saved: rerun the same "
+            "command to resume"
         ) from None
     _report(report)
     return report.exit_status

@@ -82,14 +82,17 @@ def exit_code_for(error: DragomanError) -> int:
     return EXIT_USAGE if isinstance(error, (InvalidArgument, NotFound)) else EXIT_FAILURE
 
 
-def describe_error(error: DragomanError, address: str, timeout: float | None = None) -> str:
-    """One line for a client error, naming the server when the problem is reaching it."""
+def describe_error(error: DragomanError, address: str, timeout: float | None = None,
+                   *, local: bool = False) -> str:
+    """One line for a client error, naming the server when the problem is reaching it;
+    ``local``: the command also runs without a server (--local), so the hint offers that."""
     details = error.details or error.code
     if isinstance(error, Unavailable):
         hint = ""
         if "connect" in details.lower():  # nothing listens there (not: overloaded, stopping)
-            hint = (f" (is a server running? start one with `{PROG} serve`, or point --server "
-                    f"or ${ADDRESS_ENV} at yours)")
+            instead = ", or run the models in this process with --local" if local else ""
+            hint = (f" (is a server running? start one with `{PROG} serve`, point --server "
+                    f"or ${ADDRESS_ENV} at yours{instead})")
         return f"server {address} unavailable: {details}{hint}"
     if isinstance(error, DeadlineExceeded):
         after = f" within {timeout:g} s" if timeout else ""
