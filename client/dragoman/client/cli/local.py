@@ -62,8 +62,7 @@ class LocalClient:
 
         with _errors():
             config = load_config({"models": models, "http_address": "off"})
-            if config.models and not config.models_dir.is_dir():
-                raise UsageError(f"model store folder {config.models_dir} does not exist")
+            config.check_models_dir()
             self._service: Dragoman = build_service(config)
 
     def __enter__(self) -> LocalClient:

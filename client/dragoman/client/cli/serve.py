@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from dragoman.server.config import ServerConfig
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     if not server_installed():
         # The client alone: the flags live in the server package; `main` reports what to
         # install when the command runs, and --help says it too.
@@ -58,11 +58,8 @@ def _run(args: argparse.Namespace) -> int:
     flags = {k: v for k, v in vars(args).items() if k in names}
     try:
         config = load_config(flags)
-        if config.models and not config.models_dir.is_dir() and not config.install:
-            # A typo would otherwise serve an empty store without a word.
-            raise UsageError(f"model store folder {config.models_dir} does not exist (create "
-                             "it, install a model into it, or leave --models out for the "
-                             "default)")
+        if not config.install:  # --install creates the folder
+            config.check_models_dir()  # a typo would otherwise serve an empty store
         configure_logging(config.log_format)
         configure_tracing()  # spans, when the [otel] extra is installed and OTEL_* says where
         if config.install:
