@@ -5,7 +5,7 @@ and the time a rerun of the finished Ray job takes.
 
     python bench/batch_throughput.py [--articles 1000] [--repeat 2] [--ray]
 
-The model is the tiny swapcase copy model of tests/support/tinymodels.py; articles are made of
+The model is the tiny swapcase copy model of tests/support/copymodel.py; articles are made of
 distinct sentences so no sentence cache can flatter the numbers (and the cache is off).
 """
 
@@ -21,12 +21,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # tests.support.tinymodels, tests.conftest
+import ctranslate2
+import reporoot
+import sentencepiece as spm
 
-import ctranslate2  # noqa: E402
-import sentencepiece as spm  # noqa: E402
+reporoot.put_on_path()  # tests.support, tests.conftest
 
 from dragoman.server.batchjob.command import BatchSpec, build_job
 from dragoman.server.batchjob.job import JobOptions
@@ -38,9 +37,10 @@ from dragoman.server.engine import compute_type_for
 from dragoman.server.manifest import read_manifest
 from dragoman.server.text.segment import split_document
 from tests.conftest import install_copy_model
-from tests.support.tinymodels import BASE_LINES, COPY_CORPUS, train_sentencepiece
+from tests.support.sentences import COPY_CORPUS, NEWS_LINES
+from tests.support.spmodels import train_sentencepiece
 
-WORDS = sorted({w.strip('.,;:?!"') for line in BASE_LINES[:60] if line.isascii()
+WORDS = sorted({w.strip('.,;:?!"') for line in NEWS_LINES[:60] if line.isascii()
                 for w in line.split()} - {""})
 
 

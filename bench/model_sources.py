@@ -2,7 +2,7 @@
 install takes, against a local mirror (tests/support/mirror.py) on loopback.
 
 Models are OPUS-MT-sized (6+6 layers, d_model 512, 58k vocabulary) with random weights: an
-Argos package holding an int8 CTranslate2 model (tests/support/tinymodels.build_random_model)
+Argos package holding an int8 CTranslate2 model (tests/support/randommodel.build_random_model)
 and a Marian checkpoint saved by transformers (float32 safetensors, ~300 MB, as on the Hub),
 whose repository also carries the copies Dragoman must not fetch (pytorch_model.bin,
 tf_model.h5, ...). Each install runs the real console script (`dragoman models install
@@ -23,18 +23,16 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import reporoot
 
-from tests.support.mirror import Mirror  # noqa: E402
-from tests.support.tinymodels import (  # noqa: E402
-    COPY_CORPUS,
-    build_argos_package,
-    build_copy_model,
-    build_random_model,
-    train_sentencepiece,
-)
+REPO = reporoot.put_on_path()
+
+from tests.support.argospackage import build_argos_package
+from tests.support.copymodel import build_copy_model
+from tests.support.mirror import Mirror
+from tests.support.randommodel import build_random_model
+from tests.support.sentences import COPY_CORPUS
+from tests.support.spmodels import train_sentencepiece
 
 HF_REPO = "Helsinki-NLP/opus-mt-de-en"
 JUNK_BYTES = {"pytorch_model.bin": 1.0, "tf_model.h5": 1.0, "flax_model.msgpack": 1.0,

@@ -1,24 +1,23 @@
 """Build (once, then reuse) the benchmark's model store: a SentencePiece vocabulary trained
 on stdlib docstrings and an OPUS-MT-sized random-weight model that emits ``</s>`` exactly
-when its source ends (``tests/support/tinymodels.py``), installed with a manifest."""
+when its source ends (``tests/support/randommodel.py``), installed with a manifest."""
 
 from __future__ import annotations
 
 import json
 import logging
 import shutil
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import corpus
+import reporoot
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # tests.support.tinymodels
+reporoot.put_on_path()
 
-from dragoman.server.manifest import Generation, Manifest, Tokenizer, write_manifest  # noqa: E402
-from tests.support.tinymodels import build_random_model, train_sentencepiece  # noqa: E402
+from dragoman.server.manifest import Generation, Manifest, Tokenizer, write_manifest
+from tests.support.randommodel import build_random_model
+from tests.support.spmodels import train_sentencepiece
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 @pytest.fixture(scope="session")
 def sp_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.support.tinymodels import COPY_CORPUS, train_sentencepiece
+    from tests.support.sentences import COPY_CORPUS
+    from tests.support.spmodels import train_sentencepiece
 
     return train_sentencepiece(COPY_CORPUS, tmp_path_factory.mktemp("sp") / "copy", vocab_size=400)
 
@@ -24,7 +25,7 @@ def swapcase(sp_model: Path) -> Callable[[str], str]:
     """The exact output of the swapcase copy model for one sentence (an independent oracle)."""
     import sentencepiece as spm
 
-    from tests.support.tinymodels import swapcase_mapping
+    from tests.support.copymodel import swapcase_mapping
 
     sp = spm.SentencePieceProcessor(model_file=str(sp_model))
     mapping = swapcase_mapping(sp_model)
@@ -45,7 +46,7 @@ def install_copy_model(
 
     from dragoman.server.manifest import Generation, Manifest, Tokenizer, write_manifest
     from dragoman.server.store import ModelStore
-    from tests.support.tinymodels import build_copy_model, swapcase_mapping
+    from tests.support.copymodel import build_copy_model, swapcase_mapping
 
     work = store.parent / f"build-{name}"
     build_copy_model(work, sp_model, mapping=swapcase_mapping(sp_model) if swap else None,

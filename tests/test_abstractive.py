@@ -36,7 +36,8 @@ from dragoman.server.summarise.abstractive import (
 from dragoman.server.text.segment import split_sentences
 from dragoman.server.text.words import count_words
 from tests.conftest import install_copy_model
-from tests.support.tinymodels import COPY_CORPUS, train_sentencepiece
+from tests.support.sentences import COPY_CORPUS
+from tests.support.spmodels import train_sentencepiece
 
 WINDOW = 128  # max_input_tokens of the lead model
 LEAD = 32  # its max_decoding_length: every chunk becomes its first LEAD tokens

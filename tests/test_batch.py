@@ -35,10 +35,10 @@ from dragoman.server.batchjob.readers import JsonlReader, ReaderOptions
 from dragoman.server.batchjob.runner import RunOptions
 from dragoman.server.batchjob.writers import AppendLog, extend_json_line
 from dragoman.server.text.segment import TextFormat, split_document
-from tests.support.tinymodels import BASE_LINES
+from tests.support.sentences import NEWS_LINES
 
 ROOT = Path(__file__).resolve().parent.parent
-ENGLISH = [line for line in BASE_LINES[:60] if line.isascii()]
+ENGLISH = [line for line in NEWS_LINES[:60] if line.isascii()]
 
 
 def article(i: int, paragraphs: int = 2) -> str:

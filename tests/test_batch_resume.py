@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.support.tinymodels import BASE_LINES
+from tests.support.sentences import NEWS_LINES
 from tests.test_batch import translated
 
 ROOT = Path(__file__).resolve().parent.parent
-WORDS = sorted({w.strip('.,;:?!"') for line in BASE_LINES[:60] if line.isascii()
+WORDS = sorted({w.strip('.,;:?!"') for line in NEWS_LINES[:60] if line.isascii()
                 for w in line.split()} - {""})
 
 

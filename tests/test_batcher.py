@@ -355,7 +355,7 @@ def test_close_finishes_queued_work_then_refuses(gated: FakeModel) -> None:
 
 
 def test_real_copy_model_under_concurrency(copy_store: Path, swapcase: Callable[[str], str]) -> None:
-    from tests.support.tinymodels import COPY_CORPUS
+    from tests.support.sentences import COPY_CORPUS
 
     installed = ModelStore(copy_store).get("copy-en-de")
     model = Seq2SeqModel(installed.path, installed.manifest, RuntimeOptions(inter_threads=2, intra_threads=1))

@@ -45,7 +45,8 @@ def run(*args: str, input: str | None = None, env: dict[str, str] | None = None,
 @pytest.fixture(scope="module")
 def argos_store(tmp_path_factory: pytest.TempPathFactory, sp_model: Path) -> Path:
     """An Argos package built here, installed through `dragoman models install`."""
-    from tests.support.tinymodels import build_argos_package, build_copy_model, swapcase_mapping
+    from tests.support.argospackage import build_argos_package
+    from tests.support.copymodel import build_copy_model, swapcase_mapping
 
     work = tmp_path_factory.mktemp("argos")
     model = build_copy_model(work / "ct2", sp_model, mapping=swapcase_mapping(sp_model),

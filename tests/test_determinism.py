@@ -24,7 +24,7 @@ from dragoman.server.engine import (
     decoding_cap,
 )
 from dragoman.server.manifest import Manifest, Tokenizer, write_manifest
-from tests.support.tinymodels import build_random_model
+from tests.support.randommodel import build_random_model
 
 WAIT = 30.0
 SHORT = "the council approved the budget"

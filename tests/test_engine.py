@@ -12,7 +12,7 @@ import sentencepiece as spm
 
 from dragoman.server.engine import CAP_STEP, MIN_CAP, RuntimeOptions, Seq2SeqModel
 from dragoman.server.manifest import Manifest, Tokenizer, write_manifest
-from tests.support.tinymodels import build_copy_model
+from tests.support.copymodel import build_copy_model
 
 
 def _model(tmp: Path, sp_model: Path, positions: int, manifest_positions: int) -> Seq2SeqModel:

@@ -18,7 +18,7 @@ import grpc
 
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
-from tests.support.tinymodels import BASE_LINES
+from tests.support.sentences import NEWS_LINES
 from tests.test_cli_e2e import Server, wait_until
 
 GRACE = 2.0
@@ -29,7 +29,7 @@ SLACK = 2.0
 
 def long_document(sentences: int = 300) -> str:
     """Distinct sentences (repeats would be decoded once), several seconds of decoding."""
-    lines = [line for line in BASE_LINES if line.isascii() and line.endswith(".")]
+    lines = [line for line in NEWS_LINES if line.isascii() and line.endswith(".")]
     return " ".join(f"Number {i} says: {lines[i % len(lines)]}" for i in range(sentences))
 
 

@@ -27,7 +27,9 @@ from dragoman.server.text.align import Alignment, word_alignment
 from dragoman.server.text.inline import place
 from dragoman.server.text.segment import TextFormat, split_document
 from tests.conftest import server_config
-from tests.support.tinymodels import build_copy_model, build_random_model, train_sentencepiece
+from tests.support.copymodel import build_copy_model
+from tests.support.randommodel import build_random_model
+from tests.support.spmodels import train_sentencepiece
 
 WAIT = 30.0
 

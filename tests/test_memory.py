@@ -13,7 +13,7 @@ from dragoman.server.batcher import Batcher, BatchingOptions
 from dragoman.server.config import load_config
 from dragoman.server.engine import DecodingOptions
 from dragoman.server.memory import FLOAT_BYTES, VOCAB_VECTORS, ModelShape, read_shape
-from tests.support.tinymodels import build_random_model
+from tests.support.randommodel import build_random_model
 from tests.test_batcher import OPTIONS, WAIT, FakeModel, enc, start_blocked, wait_until
 
 

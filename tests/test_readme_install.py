@@ -45,8 +45,9 @@ def readme_blocks() -> list[list[str]]:
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory, sp_model: Path) -> Path:
     """Everything the README's lines name, built offline."""
+    from tests.support.argospackage import build_argos_package
+    from tests.support.copymodel import build_copy_model
     from tests.support.hfmodels import build_tiny_marian
-    from tests.support.tinymodels import build_argos_package, build_copy_model
     from tests.test_families import _train_sentencepiece, build_m2m100, build_nllb
     from tests.test_summarise_convert import build_bart, build_t5
 

@@ -27,7 +27,8 @@ PACKAGE = "/packages/translate-en_de-1_1.argosmodel"
 
 @pytest.fixture(scope="module")
 def package_bytes(tmp_path_factory: pytest.TempPathFactory, sp_model: Path) -> bytes:
-    from tests.support.tinymodels import build_argos_package, build_copy_model, swapcase_mapping
+    from tests.support.argospackage import build_argos_package
+    from tests.support.copymodel import build_copy_model, swapcase_mapping
 
     work = tmp_path_factory.mktemp("argos-src")
     model = build_copy_model(work / "ct2", sp_model, mapping=swapcase_mapping(sp_model),

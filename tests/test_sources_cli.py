@@ -22,8 +22,9 @@ REPO = "Helsinki-NLP/opus-mt-de-en"
 
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory: pytest.TempPathFactory, sp_model: Path) -> Iterator[Mirror]:
+    from tests.support.argospackage import build_argos_package
+    from tests.support.copymodel import build_copy_model, swapcase_mapping
     from tests.support.hfmodels import build_tiny_marian
-    from tests.support.tinymodels import build_argos_package, build_copy_model, swapcase_mapping
 
     work = tmp_path_factory.mktemp("mirror")
     model = build_copy_model(work / "ct2", sp_model, mapping=swapcase_mapping(sp_model),

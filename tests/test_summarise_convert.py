@@ -32,7 +32,7 @@ from dragoman.server.summarise.abstractive import summarise_abstractive
 from dragoman.v1 import summarisation_pb2 as spb
 from dragoman.v1 import summarisation_pb2_grpc as spb_grpc
 from tests.conftest import server_config
-from tests.support.tinymodels import COPY_CORPUS
+from tests.support.sentences import COPY_CORPUS
 
 MAX_LENGTH = 14  # generation_config.max_length of every checkpoint (decoder start included)
 MIN_LENGTH = 3

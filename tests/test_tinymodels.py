@@ -12,15 +12,11 @@ import ctranslate2
 import pytest
 import sentencepiece as spm
 
-from tests.support.tinymodels import (
-    COPY_CORPUS,
-    build_argos_package,
-    build_copy_model,
-    build_random_model,
-    sentencepiece_pieces,
-    swapcase_mapping,
-    train_sentencepiece,
-)
+from tests.support.argospackage import build_argos_package
+from tests.support.copymodel import build_copy_model, swapcase_mapping
+from tests.support.randommodel import build_random_model
+from tests.support.sentences import COPY_CORPUS
+from tests.support.spmodels import sentencepiece_pieces, train_sentencepiece
 
 PREFIXES = ["__de__", "__en__"]
 
