@@ -20,7 +20,7 @@ KEYS_ENV = "DRAGOMAN_KEYS"
 KEYS_HELP = f"key store, a SQLite file (default: ${KEYS_ENV}, as for `dragoman serve --keys`)"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "keys",
         help="add, list and remove API keys",
@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     remove.set_defaults(func=_remove)
 
 
-def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _store(args: argparse.Namespace):
     from dragoman.server.access import KeyStore
 
     path = args.keys_file or os.environ.get(KEYS_ENV, "").strip()
@@ -60,7 +60,7 @@ def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return KeyStore(path)
 
 
-def _run(action):  # type: ignore[no-untyped-def]
+def _run(action):
     from dragoman.server.errors import DragomanError
 
     try:

@@ -99,7 +99,7 @@ def _route_logging_around_bar(stream: TextIO) -> list[tuple[logging.StreamHandle
         for handler in logger.handlers:
             if (isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
                     and id(handler.stream) in screens and not isinstance(handler.stream, _AroundBar)):
-                old = handler.setStream(_AroundBar(handler.stream))  # type: ignore[arg-type]
+                old = handler.setStream(_AroundBar(handler.stream))
                 swapped.append((handler, old))
     return swapped
 

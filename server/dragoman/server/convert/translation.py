@@ -175,7 +175,7 @@ def _run_converter(source: Path, target: Path, quantization: str | None) -> None
     Marian, keeping a trained decoder start embedding: :func:`_start_from_pad_row`)."""
     from ctranslate2.converters import TransformersConverter
 
-    class Converter(TransformersConverter):  # type: ignore[misc]
+    class Converter(TransformersConverter):
         model: Any = None
         tokenizer: Any = None
 

@@ -168,7 +168,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
-class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _ConsoleHandler(logging.StreamHandler):
     """A stream handler that, given no stream, writes to whatever ``sys.stderr`` is at the
     time (so a CLI run inside a test harness that swaps stderr never writes to a stale one)."""
 
@@ -176,7 +176,7 @@ class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._fixed: TextIO | None = stream
         super().__init__(stream)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return self._fixed if self._fixed is not None else sys.stderr
 

@@ -19,7 +19,7 @@ LINE_INTERVAL_SECONDS = 5.0
 LINE_FORMAT = "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt}{unit} [{elapsed}, {rate_fmt}]"
 
 
-class LineProgress(tqdm):  # type: ignore[type-arg]
+class LineProgress(tqdm):
     """A tqdm that writes a whole line (no carriage returns) at most every few seconds."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -48,7 +48,7 @@ class LogProgress(LineProgress):
         logger.info("%s", line)
 
 
-def terminal_progress(stream: IO[str] | None = None) -> type[tqdm]:  # type: ignore[type-arg]
+def terminal_progress(stream: IO[str] | None = None) -> type[tqdm]:
     """tqdm's bar when ``stream`` (stderr) is a terminal, plain lines otherwise."""
     stream = stream or sys.stderr
     return tqdm if stream.isatty() else LineProgress

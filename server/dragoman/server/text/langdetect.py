@@ -21,7 +21,7 @@ from dragoman.server.errors import InvalidInput
 from dragoman.server.text.languages import base_language, is_language_code
 
 if TYPE_CHECKING:
-    from py3langid.langid import LanguageIdentifier  # type: ignore[import-untyped]
+    from py3langid.langid import LanguageIdentifier
 
 logger = logging.getLogger(__name__)
 

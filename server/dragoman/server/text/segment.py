@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-import sentencex  # type: ignore[import-untyped]
+import sentencex
 
 from dragoman.server.text.align import Alignment
 from dragoman.server.text.inline import (
@@ -294,7 +294,7 @@ def _html_runs(text: str) -> list[Span]:
 
 
 def _tokens(text: str, start: int, end: int, fmt: TextFormat,
-            terms: Terms | None = None) -> list | None:  # type: ignore[type-arg]
+            terms: Terms | None = None) -> list | None:
     html_like = fmt is TextFormat.HTML
     if fmt is TextFormat.HTML:
         tokens = html_tokens(text, start, end)
@@ -379,7 +379,7 @@ def _inline_units(
 
 
 def _keep_elements_whole(
-    units: list[list[int]], tokens: list, token_plain: list[tuple[int, int]],  # type: ignore[type-arg]
+    units: list[list[int]], tokens: list, token_plain: list[tuple[int, int]],
 ) -> list[list[int]]:
     """Sentences joined where an element or atom would be cut by a sentence end: each such
     element asks for the sentences from its start to its end to be one (linear time)."""
