@@ -29,9 +29,9 @@ import aiohttp
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import measure  # noqa: E402
-import prepare  # noqa: E402
-from throughput import SMOKE_RECIPE, _config_default, _server_flags, _threads, _tokens, _workload  # noqa: E402
+import measure
+import prepare
+from throughput import SMOKE_RECIPE, _config_default, _server_flags, _threads, _tokens, _workload
 
 logger = logging.getLogger("bench.http")
 

@@ -37,13 +37,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import corpus  # noqa: E402
-import grpc  # noqa: E402
-import measure  # noqa: E402
-import prepare  # noqa: E402
+import corpus
+import grpc
+import measure
+import prepare
 
-from dragoman.v1 import translation_pb2 as pb  # noqa: E402
-from dragoman.v1 import translation_pb2_grpc as pb_grpc  # noqa: E402
+from dragoman.v1 import translation_pb2 as pb
+from dragoman.v1 import translation_pb2_grpc as pb_grpc
 
 MB = 1024 * 1024
 TRANSLATE = "/dragoman.v1.TranslationService/Translate"

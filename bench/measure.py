@@ -256,7 +256,7 @@ class ServerProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [str(REPO / "client"), str(REPO / "server"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        self._log = open(log, "w")  # noqa: SIM115 - closed in stop()
+        self._log = open(log, "w")  # closed in stop()
         self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
     @property

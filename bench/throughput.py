@@ -40,13 +40,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import corpus  # noqa: E402
-import measure  # noqa: E402
-import prepare  # noqa: E402
+import corpus
+import measure
+import prepare
 
-from dragoman.server.config import ServerConfig  # noqa: E402
-from dragoman.server.engine import RuntimeOptions, Seq2SeqModel  # noqa: E402
-from dragoman.server.store import ModelStore  # noqa: E402
+from dragoman.server.config import ServerConfig
+from dragoman.server.engine import RuntimeOptions, Seq2SeqModel
+from dragoman.server.store import ModelStore
 
 logger = logging.getLogger("bench")
 

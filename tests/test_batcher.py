@@ -89,7 +89,7 @@ def submit_from_threads(
             for r in indexes:
                 futures = batcher.submit([encode(s) for s in requests[r]], options)
                 results[r] = [decode(f.result(wait)) for f in futures]
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
     threads = [threading.Thread(target=client, args=(range(i, len(requests), clients),))

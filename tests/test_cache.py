@@ -77,7 +77,7 @@ def test_concurrent_use_keeps_the_bounds() -> None:
                     cache.put(key, key[1].upper())
                 elif cache.get(key) not in (None, key[1].upper()):
                     raise AssertionError(f"wrong value for {key}")
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]

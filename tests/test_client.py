@@ -113,12 +113,12 @@ class FakeTranslation(translation_pb2_grpc.TranslationServiceServicer):
             cached_sentences=request.text.count("."),
         )
 
-    def Translate(self, request, context):  # noqa: N802 - generated name
+    def Translate(self, request, context):  # generated name
         self.requests.append(request)
         self.metadata.append(dict(context.invocation_metadata()))
         return self._answer(request, context)
 
-    def TranslateStream(self, request_iterator, context):  # noqa: N802
+    def TranslateStream(self, request_iterator, context):
         held: list[translation_pb2.TranslateRequest] = []
         for request in request_iterator:
             self.stream_received += 1
@@ -133,7 +133,7 @@ class FakeTranslation(translation_pb2_grpc.TranslationServiceServicer):
                 yield held.pop(0)
         yield from held
 
-    def DetectLanguage(self, request, context):  # noqa: N802
+    def DetectLanguage(self, request, context):
         self.requests.append(request)
         _abort_if_asked(request.text, context)
         language = request.text.split()[0].lower()
@@ -146,7 +146,7 @@ class FakeTranslation(translation_pb2_grpc.TranslationServiceServicer):
             ],
         )
 
-    def ListLanguages(self, request, context):  # noqa: N802
+    def ListLanguages(self, request, context):
         return translation_pb2.ListLanguagesResponse(
             pairs=[
                 translation_pb2.LanguagePair(
@@ -186,7 +186,7 @@ class FakeSummarisation(summarisation_pb2_grpc.SummarisationServiceServicer):
     def __init__(self) -> None:
         self.requests: list[summarisation_pb2.SummariseRequest] = []
 
-    def Summarise(self, request, context):  # noqa: N802
+    def Summarise(self, request, context):
         self.requests.append(request)
         _abort_if_asked(request.text, context)
         language = request.language or "de"

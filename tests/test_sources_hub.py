@@ -19,11 +19,11 @@ import pytest
 pytest.importorskip("huggingface_hub", reason="hf: installs need the convert extra")
 pytest.importorskip("transformers", reason="hf: installs need the convert extra")
 
-from dragoman.server.errors import ModelNotFound, SourceUnavailable, StoreError  # noqa: E402
-from dragoman.server.sources import hub  # noqa: E402
-from dragoman.server.store import ModelStore  # noqa: E402
-from tests.support.hfmodels import JUNK  # noqa: E402
-from tests.support.mirror import Mirror  # noqa: E402
+from dragoman.server.errors import ModelNotFound, SourceUnavailable, StoreError
+from dragoman.server.sources import hub
+from dragoman.server.store import ModelStore
+from tests.support.hfmodels import JUNK
+from tests.support.mirror import Mirror
 
 REPO = "Helsinki-NLP/opus-mt-de-en"
 NEEDED = {"README.md", "config.json", "generation_config.json", "model.safetensors",

@@ -135,7 +135,7 @@ def _link(
                 on_error(exc)
             else:
                 _settle(out, exc=exc)
-        except BaseException as err:  # noqa: BLE001 - handed to the caller
+        except BaseException as err:  # handed to the caller
             _settle(out, exc=err)
 
     def on_outer(o: Future[Any]) -> None:

@@ -468,7 +468,7 @@ class ModelRegistry:
             started = time.monotonic()
             try:
                 model = Seq2SeqModel(installed.path, installed.manifest, self.runtime)
-            except Exception as exc:  # noqa: BLE001 - any failure to load marks it broken
+            except Exception as exc:  # any failure to load marks it broken
                 reason = self.store.problem(installed) or f"cannot load it: {exc}"
                 self._broken[name] = reason
                 logger.error("model %s is broken and not served: %s", name, reason)

@@ -59,7 +59,7 @@ class FutureEngine:
             except CancelledError:
                 reply = Reply(request.ordinal, request.part,
                               failure=Failure("CANCELLED", "the request was cancelled"))
-            except BaseException as exc:  # noqa: BLE001 - becomes the document's error record
+            except BaseException as exc:  # becomes the document's error record
                 reply = Reply(request.ordinal, request.part, failure=self._classify(exc))
             replies.put(reply)
             slots.release()
@@ -75,13 +75,13 @@ class FutureEngine:
                     submitted[0] += 1
                     try:
                         future = self._submit(request)
-                    except Exception as exc:  # noqa: BLE001 - refused at once: same as failed
+                    except Exception as exc:  # refused at once: same as failed
                         replies.put(Reply(request.ordinal, request.part,
                                           failure=self._classify(exc)))
                         slots.release()
                         continue
                     future.add_done_callback(functools.partial(finished, request))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            except BaseException as exc:  # re-raised in the consumer
                 replies.put(_FeedFailed(exc))
             finally:
                 replies.put(_FeedDone())

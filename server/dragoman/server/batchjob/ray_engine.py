@@ -224,7 +224,7 @@ def _parquet_blocks(path: Path) -> list[dict[str, Any]]:
 
     try:
         meta = pq.ParquetFile(path).metadata
-    except Exception as exc:  # noqa: BLE001 - ArrowInvalid, OSError
+    except Exception as exc:  # ArrowInvalid, OSError
         raise InvalidInput(f"{path} is not a readable Parquet file: {exc}") from None
     blocks, row = [], 0
     for group in range(meta.num_row_groups):
@@ -369,7 +369,7 @@ class BlockActor:
         for attempt in range(self.attempts):
             try:
                 return {"block": block["id"], **self._commit(block), "error": None}
-            except Exception as exc:  # noqa: BLE001 - reported as the block's failure
+            except Exception as exc:  # reported as the block's failure
                 logger.exception("block %d failed (attempt %d)", block["id"], attempt + 1)
                 error = f"{type(exc).__name__}: {exc}"
         return {"block": block["id"], "done": 0, "failed": 0, "chars": 0, "error": error}
@@ -453,7 +453,7 @@ class Manifest:
             if good < len(data):
                 with open(path, "r+b") as handle:
                     handle.truncate(good)
-        self._handle = open(path, "ab")  # noqa: SIM115 - closed by close()
+        self._handle = open(path, "ab")  # closed by close()
 
     def add(self, entry: dict[str, Any]) -> None:
         self._handle.write(json.dumps(entry).encode("utf-8") + b"\n")
@@ -517,7 +517,7 @@ def _failed_block_errors(block: dict[str, Any], reason: str, options: ReaderOpti
     """Error records for every document of a block that kept failing."""
     try:
         items, _ = read_block(block, options)
-    except Exception as exc:  # noqa: BLE001 - the block itself is unreadable
+    except Exception as exc:  # the block itself is unreadable
         items = []
         reason = f"{reason}; the block cannot be read either: {exc}"
     where = f"block {block['id']} ({block.get('source') or block['path']})"
@@ -712,8 +712,8 @@ def run_ray_job(spec: RaySpec, progress: ProgressReporter | None = None) -> RunR
             owns_ray = False
             try:
                 try:
-                    import ray  # noqa: F401
-                    import ray.data  # noqa: F401
+                    import ray
+                    import ray.data
                 except ImportError:
                     raise InvalidInput("--engine ray needs Ray: pip install "
                                        "'dragoman[cluster]'") from None

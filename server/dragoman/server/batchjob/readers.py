@@ -546,7 +546,7 @@ class ParquetReader(_SourceReader):
         super().__init__(path, options)
         try:
             self.schema = pq.read_schema(path)
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, ...
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
             raise InvalidInput(f"{path} is not a readable Parquet file: {exc}") from None
 
     def fingerprint(self) -> dict[str, Any]:

@@ -90,7 +90,7 @@ class RemoteEngine:
                                           failure=Failure(result.error.code, result.error.message)))
                     else:
                         replies.put(Reply(ordinal, part, result.text))
-            except BaseException as exc:  # noqa: BLE001 - re-raised on the consumer's thread
+            except BaseException as exc:  # re-raised on the consumer's thread
                 replies.put(_Ended(exc))
             else:
                 replies.put(_Ended(None))

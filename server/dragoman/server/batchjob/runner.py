@@ -343,7 +343,7 @@ class BatchJob:
                 for reply in engine.process(feed):
                     events.put(reply)
                 events.put(_End())
-            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            except BaseException as exc:  # handed to the main thread
                 events.put(_Crash(exc))
 
         thread = threading.Thread(target=pump, name="batch-engine", daemon=True)

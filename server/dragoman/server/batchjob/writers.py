@@ -72,7 +72,7 @@ class AppendLog:
     def open(self, committed: int = 0) -> None:
         """Open for appending after ``committed`` bytes (0: start a new, empty file)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+b")  # noqa: SIM115 - held open until close()
+        handle = open(self.path, "a+b")  # held open until close()
         handle.seek(0, os.SEEK_END)
         actual = handle.tell()
         if actual < committed:

@@ -141,7 +141,7 @@ class Dialect:
                 if status >= 500 and exc.code == "INTERNAL":
                     logger.error("%s %s failed: %s", request.method, request.path, exc)
                 return self.error(status, str(exc) or INTERNAL_MESSAGE, exc)
-            except Exception:  # noqa: BLE001 - never leak a traceback to the caller
+            except Exception:  # never leak a traceback to the caller
                 logger.exception("%s %s failed", request.method, request.path)
                 return self.error(500, INTERNAL_MESSAGE)
 

@@ -38,7 +38,7 @@ class ReloadingContext:
                 logger.info("HTTPS certificate reloaded from %s", self._files.settings.cert)
         except InvalidInput as exc:
             logger.warning("keeping the current HTTPS certificate: %s", exc)
-        except Exception:  # noqa: BLE001 - never break handshakes over a reload
+        except Exception:  # never break handshakes over a reload
             logger.exception("keeping the current HTTPS certificate")
         if self._latest is not self.context:
             sock.context = self._latest

@@ -195,7 +195,7 @@ class _ConsoleHandler(logging.StreamHandler):
                     record.rate_limited = True
                     try:
                         self.handle(record)
-                    except Exception:  # noqa: BLE001 - closing must not fail
+                    except Exception:  # closing must not fail
                         pass
         super().close()
 

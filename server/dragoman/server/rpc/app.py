@@ -139,7 +139,7 @@ class ServerHandle:
             try:
                 await loop.run_in_executor(self.executor, self.service.refresh)
                 await self.report_models()
-            except Exception:  # noqa: BLE001 - housekeeping must never stop the server
+            except Exception:  # housekeeping must never stop the server
                 logger.exception("housekeeping failed")
 
     async def stop(self, grace: float | None) -> bool:
@@ -424,7 +424,7 @@ class ServerThread:
         async def boot() -> None:
             try:
                 self.handle = await start(self.service, self.config)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            except BaseException as exc:  # re-raised in the caller's thread
                 self._error = exc
             finally:
                 self._ready.set()

@@ -40,7 +40,7 @@ def _safe(deserialize: Callable[[bytes], Any], method: str) -> Callable[[bytes],
     def parse(data: bytes) -> Any:
         try:
             return deserialize(data)
-        except Exception:  # noqa: BLE001 - DecodeError and kin: the caller's bytes are bad
+        except Exception:  # DecodeError and kin: the caller's bytes are bad
             logger.info("%s: %d bytes that are not a valid %s", method, len(data), kind)
             return _Undecodable(message)
 

@@ -111,7 +111,7 @@ class _Calls:
         except DragomanError as exc:
             code, message = status_of(exc)
             await context.abort(code, message)
-        except Exception:  # noqa: BLE001 - never leak a traceback to the caller
+        except Exception:  # never leak a traceback to the caller
             logger.exception("internal error")
             await context.abort(grpc.StatusCode.INTERNAL, "internal error (see the server log)")
 
@@ -124,7 +124,7 @@ class _Calls:
         except DragomanError as exc:
             code, message = status_of(exc)
             await context.abort(code, message)
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.exception("internal error")
             await context.abort(grpc.StatusCode.INTERNAL, "internal error (see the server log)")
 
@@ -189,7 +189,7 @@ class TranslationServicer(pb_grpc.TranslationServiceServicer):
                 code, message = status_of(exc)
                 resp = pb.TranslateResponse(
                     id=req.id, error=pb.DocumentError(code=code.name, message=message))
-            except Exception:  # noqa: BLE001 - one document must not end the stream
+            except Exception:  # one document must not end the stream
                 logger.exception("internal error on document %r", req.id)
                 resp = pb.TranslateResponse(id=req.id, error=pb.DocumentError(
                     code="INTERNAL", message="internal error (see the server log)"))

@@ -49,7 +49,7 @@ class CertificateFiles:
         except InvalidInput as exc:
             logger.warning("keeping the current TLS certificate: %s", exc)
             return None
-        except Exception:  # noqa: BLE001 - never break handshakes over a reload
+        except Exception:  # never break handshakes over a reload
             logger.exception("keeping the current TLS certificate")
             return None
         self.reloads += 1

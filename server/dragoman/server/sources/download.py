@@ -67,7 +67,7 @@ def network_error(url: str, exc: BaseException, what: str) -> SourceUnavailable:
 
 def open_url(url: str, headers: dict[str, str] | None = None, timeout: float = 30.0) -> Any:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **(headers or {})})
-    return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - http(s)/file only
+    return urllib.request.urlopen(request, timeout=timeout)  # http(s)/file only
 
 
 def fetch_bytes(url: str, what: str, timeout: float = 30.0, limit: int = 64 * 1024**2) -> bytes:

@@ -131,7 +131,7 @@ def fetch(ref: HubRef, *, progress: Any = None, settings: HubSettings | None = N
     hub = _hub()
     try:
         return _fetch(hub, ref, progress, settings)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one domain error
+    except Exception as exc:  # every failure becomes one domain error
         raise _domain_error(hub, ref, settings, exc) from None
 
 
