@@ -658,7 +658,7 @@ class Batcher:
             return
         try:
             outputs = self._generate(live)
-        except Exception:  # noqa: BLE001 - isolated below
+        except Exception:  # isolated below
             if len(live) == 1:
                 logger.exception("model %s failed on a sentence", self.model.name)
                 live[0].future.set_exception(
@@ -703,7 +703,7 @@ class Batcher:
     def _retry_alone(self, item: _Item) -> None:
         try:
             (out,) = self._generate([item])
-        except Exception:  # noqa: BLE001 - this input's own failure
+        except Exception:  # this input's own failure
             logger.exception("model %s failed on a sentence", self.model.name)
             item.future.set_exception(ModelFailed(f"model {self.model.name} failed on this text"))
         else:
