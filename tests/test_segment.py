@@ -10,7 +10,7 @@ import pytest
 
 from dragoman.server.text.inline import place
 from dragoman.server.text.segment import (
-    Document,
+    SegmentedText,
     TextFormat,
     joiner,
     split_document,
@@ -42,7 +42,7 @@ def random_text(rng: random.Random, extra: list[str]) -> str:
     return "".join(rng.choice(rng.choice(pools)) for _ in range(rng.randint(0, 60)))
 
 
-def check_invariants(text: str, fmt: TextFormat) -> Document:
+def check_invariants(text: str, fmt: TextFormat) -> SegmentedText:
     doc = split_document(text, "en", fmt)
     assert "".join(doc.pieces) == text
     assert all(doc.pieces), "no empty pieces"

@@ -36,7 +36,7 @@ from dragoman.server.summarise.extractive import summarise_extractive
 from dragoman.server.text.align import Alignment
 from dragoman.server.text.inline import Terms
 from dragoman.server.text.langdetect import Detection, detect_language, is_language_code
-from dragoman.server.text.segment import Document, TextFormat, split_document
+from dragoman.server.text.segment import SegmentedText, TextFormat, split_document
 from dragoman.server.text.unicode import unicode_problem
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class PairInfo:
 
 
 @dataclass(frozen=True)
-class ModelSummary:
+class ModelInfo:
     name: str
     task: str
     source_languages: tuple[str, ...]
@@ -158,7 +158,7 @@ class ModelState:
 class LanguagesInfo:
     pairs: tuple[PairInfo, ...]
     summarisation_languages: tuple[str, ...]
-    models: tuple[ModelSummary, ...] = field(default=())
+    models: tuple[ModelInfo, ...] = field(default=())
     extractive_summaries: bool = True
 
 
@@ -398,7 +398,7 @@ class Dragoman:
             for s, t, route in self.registry.pairs()
         )
         models = tuple(
-            ModelSummary(
+            ModelInfo(
                 m.name, m.manifest.task, m.manifest.source_languages,
                 m.manifest.target_languages, m.name in loaded,
             )
@@ -462,7 +462,7 @@ class Dragoman:
             route, doc.sentences, beam, deadline, self._paragraphs(doc),
             align if any(align) else None, req.priority), finish)
 
-    def _paragraphs(self, doc: Document) -> tuple[int, ...] | None:
+    def _paragraphs(self, doc: SegmentedText) -> tuple[int, ...] | None:
         """Paragraph numbers, needed only by the per-paragraph comparison mode."""
         return doc.paragraphs() if self.registry.batching.mode == "paragraph" else None
 
@@ -473,7 +473,7 @@ class Dragoman:
     ) -> Future[_Translated]:
         """Translate sentences through every leg of ``route`` (two legs when pivoting).
 
-        ``paragraphs`` numbers each sentence's paragraph (see :meth:`Document.paragraphs`);
+        ``paragraphs`` numbers each sentence's paragraph (see :meth:`SegmentedText.paragraphs`);
         ``align`` marks the sentences whose word alignment is wanted (pivoting composes them);
         ``priority`` is the batcher's scheduling class.
         """

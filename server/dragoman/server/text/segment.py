@@ -77,7 +77,7 @@ def _sentence_text(piece: str, fmt: TextFormat) -> str:
 
 
 @dataclass(frozen=True)
-class Document:
+class SegmentedText:
     """A text cut into verbatim pieces; some pieces are sentences to translate."""
 
     pieces: tuple[str, ...]
@@ -228,7 +228,7 @@ def _html_spans(text: str, start: int, end: int, language: str) -> Iterator[Span
 
 
 def _assemble(text: str, spans: Iterator[Span], fmt: TextFormat,
-              marks: dict[Span, InlineSentence] | None = None) -> Document:
+              marks: dict[Span, InlineSentence] | None = None) -> SegmentedText:
     """Pieces from sentence spans: the text between them becomes verbatim pieces."""
     pieces: list[str] = []
     index: list[int] = []
@@ -247,7 +247,7 @@ def _assemble(text: str, spans: Iterator[Span], fmt: TextFormat,
         position = b
     if position < len(text):
         pieces.append(text[position:])
-    return Document(pieces=tuple(pieces), sentence_index=tuple(index), fmt=fmt,
+    return SegmentedText(pieces=tuple(pieces), sentence_index=tuple(index), fmt=fmt,
                     inline=tuple(inline) if any(inline) else ())
 
 
@@ -452,7 +452,7 @@ def _protected(text: str, spans: Iterator[Span], fmt: TextFormat, terms: Terms |
 
 
 def split_document(text: str, language: str, fmt: TextFormat = TextFormat.PLAIN,
-                   terms: Terms | None = None) -> Document:
+                   terms: Terms | None = None) -> SegmentedText:
     """Cut ``text`` into verbatim pieces and translatable sentences.
 
     Plain text keeps every line break and all whitespace; each line is a block. Wrapped text
