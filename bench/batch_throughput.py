@@ -33,8 +33,8 @@ from dragoman.server.batchjob.local import LocalEngine
 from dragoman.server.batchjob.runner import RunOptions
 from dragoman.server.build import build_service
 from dragoman.server.config import load_config
-from dragoman.server.engine import compute_type_for
 from dragoman.server.manifest import read_manifest
+from dragoman.server.seq2seq import compute_type_for
 from dragoman.server.text.segment import split_document
 from tests.conftest import install_copy_model
 from tests.support.sentences import COPY_CORPUS, NEWS_LINES

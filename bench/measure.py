@@ -20,7 +20,7 @@ import ctranslate2
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dragoman.server.engine import DecodingOptions, Seq2SeqModel
+from dragoman.server.seq2seq import DecodingOptions, Seq2SeqModel
 from dragoman.server.text.segment import split_document, split_to_fit
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
@@ -188,7 +188,7 @@ def translator(model_dir: Path, inter: int, intra: int, compute_type: str = "int
 
 def _translate(tr: ctranslate2.Translator, sources: Sequence[Sequence[str]], options: DecodingOptions,
                budget: int) -> list[list[str]]:
-    """``translate_batch`` with the engine's options and its max_decoding_length rule."""
+    """``translate_batch`` with seq2seq.py's options and its max_decoding_length rule."""
     longest = max(len(s) for s in sources)
     results = tr.translate_batch(
         [list(s) for s in sources],

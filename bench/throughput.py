@@ -7,7 +7,7 @@ workload of article-sized documents made from stdlib docstrings:
 
 (a) raw CTranslate2 ``translate_batch`` over all the workload's sentences (split and
     tokenised exactly as the service does), same decoding options and max_decoding_length
-    rule as the engine, at a few ``max_batch_size`` token budgets; the best is the reference;
+    rule as seq2seq.py, at a few ``max_batch_size`` token budgets; the best is the reference;
 (b) ``dragoman serve`` in a subprocess, driven over real gRPC channels by 1, 8, 32 and 128
     concurrent clients (each sends its next document when the last one returns);
 (m) the service at 32 clients with ``--decode-memory-mb`` caps (``--memory-mb``);
@@ -45,7 +45,7 @@ import measure
 import prepare
 
 from dragoman.server.config import ServerConfig
-from dragoman.server.engine import RuntimeOptions, Seq2SeqModel
+from dragoman.server.seq2seq import RuntimeOptions, Seq2SeqModel
 from dragoman.server.store import ModelStore
 
 logger = logging.getLogger("bench")

@@ -18,15 +18,15 @@ from typing import Any
 import pytest
 
 from dragoman.server.batcher import Batcher, BatchingOptions
-from dragoman.server.engine import (
+from dragoman.server.errors import DeadlineExceeded, InvalidInput
+from dragoman.server.manifest import read_manifest
+from dragoman.server.registry import LoadedModel
+from dragoman.server.seq2seq import (
     DecodingOptions,
     Encoded,
     RuntimeOptions,
     Seq2SeqModel,
 )
-from dragoman.server.errors import DeadlineExceeded, InvalidInput
-from dragoman.server.manifest import read_manifest
-from dragoman.server.registry import LoadedModel
 from dragoman.server.summarise.abstractive import (
     ELLIPSIS,
     final_options,

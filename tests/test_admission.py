@@ -16,9 +16,9 @@ import grpc
 import pytest
 
 from dragoman.server.batcher import Batcher, BatchingOptions, DecodeRate
-from dragoman.server.engine import DecodingOptions, Encoded
 from dragoman.server.errors import Overloaded
 from dragoman.server.rpc.app import ServerThread, build_service
+from dragoman.server.seq2seq import DecodingOptions, Encoded
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
 from tests.conftest import server_config

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from dragoman.server.batcher import Batcher, BatchingOptions
-from dragoman.server.engine import DecodingOptions, Encoded, RuntimeOptions, Seq2SeqModel
 from dragoman.server.errors import DeadlineExceeded, ModelFailed, Overloaded, Unavailable
+from dragoman.server.seq2seq import DecodingOptions, Encoded, RuntimeOptions, Seq2SeqModel
 from dragoman.server.store import ModelStore
 
 OPTIONS = DecodingOptions(beam_size=2)

@@ -10,8 +10,8 @@ import pytest
 
 from dragoman.server.batcher import BatchingOptions
 from dragoman.server.cache import SentenceCache
-from dragoman.server.engine import DecodingOptions, Encoded, RuntimeOptions
 from dragoman.server.registry import ModelRegistry
+from dragoman.server.seq2seq import DecodingOptions, Encoded, RuntimeOptions
 from dragoman.server.service import Dragoman, TranslateInput
 from dragoman.server.store import ModelStore
 from dragoman.server.text.segment import split_document

@@ -18,9 +18,9 @@ transformers = pytest.importorskip("transformers", reason="converting checkpoint
 
 from dragoman.server.batcher import BatchingOptions
 from dragoman.server.config import load_config
-from dragoman.server.engine import RuntimeOptions, Seq2SeqModel
 from dragoman.server.errors import ModelNotFound, StoreError
 from dragoman.server.registry import ModelRegistry
+from dragoman.server.seq2seq import RuntimeOptions, Seq2SeqModel
 from dragoman.server.service import Dragoman, SummariseInput
 from dragoman.server.store import InstallOptions, ModelStore
 from tests.conftest import install_copy_model

@@ -16,14 +16,14 @@ import pytest
 import sentencepiece as spm
 
 from dragoman.server.batcher import Batcher, BatchingOptions
-from dragoman.server.engine import (
+from dragoman.server.manifest import Manifest, Tokenizer, write_manifest
+from dragoman.server.seq2seq import (
     DecodingOptions,
     Encoded,
     RuntimeOptions,
     Seq2SeqModel,
     decoding_cap,
 )
-from dragoman.server.manifest import Manifest, Tokenizer, write_manifest
 from tests.support.randommodel import build_random_model
 
 WAIT = 30.0

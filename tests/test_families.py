@@ -456,7 +456,7 @@ def _installed(store: ModelStore, ckpt: Checkpoint, **options: Any) -> Any:
 
 
 def _engine(installed: Any) -> Any:
-    from dragoman.server.engine import RuntimeOptions, Seq2SeqModel
+    from dragoman.server.seq2seq import RuntimeOptions, Seq2SeqModel
 
     return Seq2SeqModel(installed.path, installed.manifest, RuntimeOptions(compute_type="float32"))
 

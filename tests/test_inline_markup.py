@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from dragoman.client import Client
-from dragoman.server.engine import Encoded, RuntimeOptions, Seq2SeqModel
 from dragoman.server.manifest import Generation, Manifest, Tokenizer, write_manifest
+from dragoman.server.seq2seq import Encoded, RuntimeOptions, Seq2SeqModel
 from dragoman.server.store import ModelStore
 from dragoman.server.text.align import Alignment, word_alignment
 from dragoman.server.text.inline import place

@@ -32,7 +32,7 @@ class Clock:
 @pytest.fixture()
 def isolated_logger() -> Iterator[logging.Logger]:
     """The engine's logger with no inherited handlers, restored afterwards."""
-    logger = logging.getLogger("dragoman.server.engine")
+    logger = logging.getLogger("dragoman.server.seq2seq")
     saved = (logger.handlers[:], logger.propagate, logger.level)
     logger.handlers.clear()
     logger.propagate = False
@@ -140,7 +140,7 @@ def test_json_lines_parse_and_carry_the_request_id(isolated_logger: logging.Logg
     assert [r["message"] for r in records] == [
         "translating 3 sentences", "no request here", "it failed"]
     assert records[0]["request_id"] == "req-123" and records[1]["request_id"] is None
-    assert records[0]["level"] == "WARNING" and records[0]["logger"] == "dragoman.server.engine"
+    assert records[0]["level"] == "WARNING" and records[0]["logger"] == "dragoman.server.seq2seq"
     assert records[0]["timestamp"].endswith("Z") and "T" in records[0]["timestamp"]
     assert "ValueError: boom" in records[2]["exception"]
 

@@ -11,8 +11,8 @@ import pytest
 
 from dragoman.server.batcher import Batcher, BatchingOptions
 from dragoman.server.config import load_config
-from dragoman.server.engine import DecodingOptions
 from dragoman.server.memory import FLOAT_BYTES, VOCAB_VECTORS, ModelShape, read_shape
+from dragoman.server.seq2seq import DecodingOptions
 from tests.support.randommodel import build_random_model
 from tests.test_batcher import OPTIONS, WAIT, FakeModel, enc, start_blocked, wait_until
 
@@ -84,8 +84,8 @@ def test_config_splits_the_budget_between_replicas() -> None:
 
 def test_the_registry_caps_real_models_by_their_estimate(copy_store: Path, swapcase) -> None:  # type: ignore[no-untyped-def]
     from dragoman.server.cache import SentenceCache
-    from dragoman.server.engine import RuntimeOptions
     from dragoman.server.registry import ModelRegistry
+    from dragoman.server.seq2seq import RuntimeOptions
     from dragoman.server.service import Dragoman, TranslateInput
     from dragoman.server.store import ModelStore
     from dragoman.server.text.segment import split_document

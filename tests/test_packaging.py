@@ -91,7 +91,7 @@ def test_the_client_needs_only_grpc_and_the_server_pins_the_client() -> None:
 def test_client_import_does_not_load_the_model_layer() -> None:
     code = (
         "import sys, dragoman.client, dragoman.client.cli; "
-        "bad = [m for m in ('ctranslate2', 'dragoman.server.engine', 'sentencepiece') "
+        "bad = [m for m in ('ctranslate2', 'dragoman.server.seq2seq', 'sentencepiece') "
         "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

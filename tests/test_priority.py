@@ -26,10 +26,10 @@ from dragoman.server.batcher import (
     DecodeRate,
     Priority,
 )
-from dragoman.server.engine import DecodingOptions, Encoded
 from dragoman.server.errors import InvalidInput, Overloaded
 from dragoman.server.rpc import messages
 from dragoman.server.rpc.app import ServerThread, build_service
+from dragoman.server.seq2seq import DecodingOptions, Encoded
 from dragoman.v1 import summarisation_pb2 as spb
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc

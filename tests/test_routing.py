@@ -15,11 +15,11 @@ import grpc
 import pytest
 
 from dragoman.server.cache import SentenceCache
-from dragoman.server.engine import RuntimeOptions
 from dragoman.server.errors import ModelNotFound
 from dragoman.server.manifest import Manifest, write_manifest
 from dragoman.server.registry import Leg, ModelRegistry, Route, RoutingOptions
 from dragoman.server.rpc.app import ServerThread, build_service
+from dragoman.server.seq2seq import RuntimeOptions
 from dragoman.server.service import Dragoman, TranslateInput
 from dragoman.server.store import ModelStore
 from dragoman.v1 import translation_pb2 as pb

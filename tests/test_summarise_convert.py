@@ -23,9 +23,9 @@ transformers = pytest.importorskip("transformers", reason="converting checkpoint
 import grpc
 
 from dragoman.server.batcher import BatchingOptions
-from dragoman.server.engine import RuntimeOptions
 from dragoman.server.errors import StoreError
 from dragoman.server.registry import ModelRegistry
+from dragoman.server.seq2seq import RuntimeOptions
 from dragoman.server.service import Dragoman, SummariseInput
 from dragoman.server.store import InstalledModel, InstallOptions, ModelStore
 from dragoman.server.summarise.abstractive import summarise_abstractive

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dragoman.server.engine import DecodingOptions, Encoded
+from dragoman.server.seq2seq import DecodingOptions, Encoded
 
 
 @dataclass

@@ -45,10 +45,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
-from dragoman.server.engine import DEFAULT_MAX_BATCH_TOKENS, DecodingOptions, Encoded
 from dragoman.server.errors import DeadlineExceeded, ModelFailed, Overloaded, Unavailable
 from dragoman.server.observability.hooks import ModelObserver
 from dragoman.server.observability.tracing import span
+from dragoman.server.seq2seq import DEFAULT_MAX_BATCH_TOKENS, DecodingOptions, Encoded
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from dragoman.server.batcher import BATCHING_MODES, BatchingOptions
-from dragoman.server.engine import DEFAULT_MAX_BATCH_TOKENS, RuntimeOptions
 from dragoman.server.errors import InvalidInput
 from dragoman.server.registry import RoutingOptions
+from dragoman.server.seq2seq import DEFAULT_MAX_BATCH_TOKENS, RuntimeOptions
 
 
 def _default_threads() -> tuple[int, int]:

@@ -1,6 +1,6 @@
 """The manifest that sits in every model folder of the store (``dragoman.json``).
 
-It records what the engine needs to drive a model correctly without knowing its family in
+It records what seq2seq.py needs to drive a model correctly without knowing its family in
 code paths above the engine: which languages it serves and under which model-specific codes
 (NLLB's ``deu_Latn``, M2M100's ``__de__``, OPUS-MT's ``>>deu<<``), which tokens go before and
 after the source and into the target prefix, the tokenizer files, a text prefix (T5's

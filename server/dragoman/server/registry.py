@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Sequence
 
 from dragoman.server.batcher import Batcher, BatchingOptions, Priority
-from dragoman.server.engine import DecodingOptions, Encoded, RuntimeOptions, Seq2SeqModel
 from dragoman.server.errors import InvalidInput, ModelNotFound, StoreError
 from dragoman.server.futures import gather, then
 from dragoman.server.observability.hooks import ModelObserver
+from dragoman.server.seq2seq import DecodingOptions, Encoded, RuntimeOptions, Seq2SeqModel
 from dragoman.server.store import InstalledModel, ModelStore
 from dragoman.server.text.align import Alignment, joined, word_alignment
 from dragoman.server.text.segment import joiner, split_to_fit
@@ -124,7 +124,7 @@ class LoadedModel:
 
 
 def _piece_alignment(model: Seq2SeqModel, encoded: Encoded, tokens: Sequence[str]) -> Alignment | None:
-    """Word alignment of one decoded piece, from the attention the engine returned."""
+    """Word alignment of one decoded piece, from the attention the model returned."""
     attention = getattr(tokens, "attention", None)
     if attention is None or len(attention) == 0 or model.manifest.text_prefix:
         return None

@@ -31,10 +31,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
 from dragoman.server.batcher import Priority
-from dragoman.server.engine import DecodingOptions, Seq2SeqModel
 from dragoman.server.errors import DeadlineExceeded, InvalidInput
 from dragoman.server.futures import chain, then
 from dragoman.server.registry import LoadedModel
+from dragoman.server.seq2seq import DecodingOptions, Seq2SeqModel
 from dragoman.server.text.segment import joiner, split_sentences, split_to_fit
 from dragoman.server.text.words import count_words
 
@@ -130,7 +130,7 @@ def summarise_abstractive(
 
 def _default_length(model: Seq2SeqModel) -> int:
     """The model's summary length, or a quarter of its window when the manifest has none
-    (0 would let the engine derive a translation-like length from the input)."""
+    (0 would let the model wrapper derive a translation-like length from the input)."""
     return model.manifest.generation.max_decoding_length or max(8, model.manifest.max_input_tokens // 4)
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import sentencepiece as spm
 
-from dragoman.server.engine import CAP_STEP, MIN_CAP, RuntimeOptions, Seq2SeqModel
 from dragoman.server.manifest import Manifest, Tokenizer, write_manifest
+from dragoman.server.seq2seq import CAP_STEP, MIN_CAP, RuntimeOptions, Seq2SeqModel
 from tests.support.copymodel import build_copy_model
 
 
