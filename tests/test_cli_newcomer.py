@@ -23,6 +23,21 @@ def test_text_is_given_inline_with_dash_t(copy_store: Path) -> None:
     assert done.stdout == "hELLO WORLD.\n"
 
 
+def test_hello_world_without_from_is_translated(copy_store: Path) -> None:
+    """The issue's first command. "Hello world." alone is detected as Fula at 13%; a guess
+    that unsure gives way to the likeliest language something here translates."""
+    done = dragoman("translate", "--to", "de", "--local", "--models", str(copy_store),
+                    "--json", "-t", "Hello world.")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["text"], result["source_language"]) == ("hELLO WORLD.", "en")
+    assert result["detected"] is True
+    # A confident detection nothing translates fails, and says it was a detection.
+    done = dragoman("translate", "--to", "de", "--local", "--models", str(copy_store), "-t",
+                    "Le conseil municipal a voté le budget de la ville pour l'année prochaine.")
+    assert_one_error_line(done, 2, "fr.*detected as fr.*give the source language")
+
+
 def test_a_positional_is_a_file_and_the_error_points_at_text() -> None:
     done = dragoman("translate", "--to", "de", "Hello world")
     assert_one_error_line(done, 2, r"cannot read Hello world: No such file.*--text 'Hello world'")

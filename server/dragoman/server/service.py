@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 METHODS = ("auto", "extractive", "abstractive")
+# A detected source language at least this likely is taken as it is, even when nothing here
+# translates it; below it, the likeliest language that can be translated wins.
+TRUSTED_DETECTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -384,6 +387,24 @@ class Dragoman:
             return self._check_language(given, "source language"), False
         return detect_language(text).language, True
 
+    def _translation_source(self, text: str, given: str, target: str) -> tuple[str, bool]:
+        """The source language of a text to translate into ``target``, and whether it was
+        detected. A low-confidence guess that nothing here translates gives way to the
+        likeliest language that can be translated: short texts score low everywhere
+        ("Hello world." came out as Fula at 13%, and the call failed)."""
+        if given:
+            return self._check_language(given, "source language"), False
+        found = detect_language(text)
+        if found.confidence >= TRUSTED_DETECTION:
+            return found.language, True
+        sources = {s for s, t, _ in self.registry.pairs() if t == target}
+        if not sources or found.language in sources:
+            return found.language, True
+        try:
+            return detect_language(text, allowed=sources).language, True
+        except InvalidInput:  # the detector knows none of them
+            return found.language, True
+
     # -- detection and catalogue -----------------------------------------------------
 
     def detect(self, text: str) -> Detection:
@@ -415,11 +436,18 @@ class Dragoman:
         target = self._check_language(req.target_language, "target language")
         if req.beam_size < 0 or req.beam_size > 32:
             raise InvalidInput("beam_size must be between 0 and 32")
-        source, detected = self._source_language(req.text, req.source_language)
+        source, detected = self._translation_source(req.text, req.source_language, target)
         if source == target:
             return self._tracked(completed, TranslateOutput(
                 req.id, req.text, source, target, (), detected=detected))
-        route = self.registry.route(source, target, self._check_model(req.model))
+        try:
+            route = self.registry.route(source, target, self._check_model(req.model))
+        except ModelNotFound as exc:
+            if not detected:
+                raise
+            raise ModelNotFound(
+                f"{exc} (the source language was detected as {source}; "
+                "give the source language if that is wrong)") from exc
         terms = self._terms(req, source, target)
         self._check_time(route, deadline, (
             req.source_language.strip(), req.target_language.strip(), req.model.strip()),
