@@ -486,7 +486,6 @@ class Batcher:
         budget = self.options.max_batch_tokens
         workers = max(1, self.options.workers)
         bulk_queued = self._class_tokens[Priority.BULK] > 0
-        recent = self._clock() - self._interactive_at <= INTERACTIVE_RECENT_S
         if self.options.enabled:
             if lead == Priority.INTERACTIVE and bulk_queued:
                 # Beside a bulk backlog every worker frees up within a bulk slice: spread
@@ -497,7 +496,7 @@ class Batcher:
                 # Idle workers share a short queue, so one document uses every replica.
                 share = math.ceil(self._tokens / max(1, self._idle))
             limit = min(budget, max(1, share))
-            if lead == Priority.BULK and recent and (slice_ := self._bulk_slice()):
+            if lead == Priority.BULK and (slice_ := self._bulk_slice()):
                 limit = min(limit, slice_)
         else:
             limit = budget
@@ -524,7 +523,7 @@ class Batcher:
         for item in expired:
             self._drop_locked(item)
         self.stats.expired += len(expired)
-        in_order = not self.options.enabled or seen <= limit
+        in_order = not self.options.enabled
         if self.options.enabled and lead == Priority.INTERACTIVE and bulk_queued:
             own = [item for item in window if item.priority == Priority.INTERACTIVE]
             topup = max(1, int(budget * TOPUP_SHARE))
@@ -533,6 +532,7 @@ class Batcher:
                 window, in_order = own, True
             else:
                 limit = topup  # a few short sentences: bulk keeps them company, a little
+        in_order = in_order or seen <= limit  # judged against the final limit
         if not window:
             return [], expired
         max_bytes = self.options.max_batch_bytes
@@ -560,7 +560,10 @@ class Batcher:
         return batch, expired
 
     def _bulk_slice(self) -> int:
-        """Source tokens one worker decodes in ``BULK_SLICE_S`` (0: rate not measured yet)."""
+        """Source tokens one worker decodes in ``BULK_SLICE_S`` while interactive calls are
+        recent (0: none in ``INTERACTIVE_RECENT_S``, or the rate is not measured yet)."""
+        if self._clock() - self._interactive_at > INTERACTIVE_RECENT_S:
+            return 0
         rate = self.rate.per_second()
         return max(1, int(rate * BULK_SLICE_S)) if rate else 0
 
