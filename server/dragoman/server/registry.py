@@ -377,10 +377,13 @@ class ModelRegistry:
             "or a folder; `dragoman models available` lists what can be fetched)"
         )
 
-    def pairs(self) -> list[tuple[str, str, Route]]:
-        """Every servable (source, target) pair with the route that would serve it."""
+    def pairs(self, target: str = "") -> list[tuple[str, str, Route]]:
+        """Every servable (source, target) pair with the route that would serve it (only
+        those into ``target`` when given: no routes are worked out for the others)."""
         langs_src = {s for m in self._translators() for s in m.manifest.source_languages}
         langs_tgt = {t for m in self._translators() for t in m.manifest.target_languages}
+        if target:
+            langs_tgt &= {target}
         out = []
         for s in sorted(langs_src):
             for t in sorted(langs_tgt):

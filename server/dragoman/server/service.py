@@ -397,7 +397,7 @@ class Dragoman:
         found = detect_language(text)
         if found.confidence >= TRUSTED_DETECTION:
             return found.language, True
-        sources = {s for s, t, _ in self.registry.pairs() if t == target}
+        sources = {s for s, _, _ in self.registry.pairs(target)}
         if not sources or found.language in sources:
             return found.language, True
         try:
