@@ -20,7 +20,7 @@ import ctranslate2
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dragoman.server.seq2seq import DecodingOptions, Seq2SeqModel
+from dragoman.server.seq2seq import DecodingOptions, Encoded, Seq2SeqModel, decoding_cap
 from dragoman.server.text.segment import split_document, split_to_fit
 from dragoman.v1 import translation_pb2 as pb
 from dragoman.v1 import translation_pb2_grpc as pb_grpc
@@ -188,8 +188,9 @@ def translator(model_dir: Path, inter: int, intra: int, compute_type: str = "int
 
 def _translate(tr: ctranslate2.Translator, sources: Sequence[Sequence[str]], options: DecodingOptions,
                budget: int) -> list[list[str]]:
-    """``translate_batch`` with seq2seq.py's options and its max_decoding_length rule."""
-    longest = max(len(s) for s in sources)
+    """``translate_batch`` with seq2seq.py's options and its length cap (``decoding_cap``:
+    one call at the largest cap of the batch, as the service decodes)."""
+    cap = max(decoding_cap(Encoded(tuple(s)), options, 0) for s in sources)
     results = tr.translate_batch(
         [list(s) for s in sources],
         max_batch_size=budget,
@@ -199,7 +200,7 @@ def _translate(tr: ctranslate2.Translator, sources: Sequence[Sequence[str]], opt
         repetition_penalty=options.repetition_penalty,
         no_repeat_ngram_size=options.no_repeat_ngram_size,
         min_decoding_length=options.min_decoding_length,
-        max_decoding_length=options.max_decoding_length or (2 * longest + 16),
+        max_decoding_length=cap,
         max_input_length=0,
     )
     return [r.hypotheses[0] for r in results]
