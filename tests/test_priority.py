@@ -17,6 +17,7 @@ import grpc
 import pytest
 
 from dragoman.server.batcher import (
+    ASSUMED_RATE,
     BULK_EVERY,
     BULK_SLICE_S,
     INTERACTIVE_RECENT_S,
@@ -188,6 +189,90 @@ def test_documents_finish_in_arrival_order_when_all_are_equal() -> None:
     assert [finished[t] for t in futures] == sorted(finished[t] for t in futures)
     # The first document is done in the first third of the work, not at the end.
     assert finished["d0"] <= len(model.calls) // 3
+
+
+def finishing_calls(calls: Sequence[Sequence[tuple[str, ...]]]) -> dict[str, int]:
+    """Index of the call in which each document's last sentence was decoded."""
+    finished: dict[str, int] = {}
+    for index, call in enumerate(calls):
+        for tag in tags(call):
+            finished[tag] = index
+    return finished
+
+
+def test_of_documents_arriving_together_the_shorter_finishes_first() -> None:
+    """Shortest first among documents that arrive together: a short article sent a moment
+    after a long one is not held up behind it (the mean and median latency drop)."""
+    model = FakeModel(gate=True)
+    batcher = Batcher(model, BatchingOptions(max_batch_tokens=100, wait_ms=0.0),
+                      clock=lambda: 0.0)
+    (blocker,) = batcher.submit([sized("blocker", 1)], OPTIONS)
+    assert model.started.wait(WAIT)
+    long = batcher.submit(doc("long", 30), OPTIONS)
+    short = batcher.submit(doc("short", 3), OPTIONS)
+    model.release.set()
+    for fut in [blocker, *long, *short]:
+        fut.result(WAIT)
+    batcher.close(WAIT)
+    finished = finishing_calls(model.calls)
+    assert finished["short"] == 1  # the first batch after the blocker
+    assert finished["short"] < finished["long"]
+
+
+def test_a_document_is_overtaken_only_by_shorter_ones_arriving_within_its_decoding_time() -> None:
+    """A 300-token document's place in line is its arrival plus 300 tokens at the decoding
+    rate (ASSUMED_RATE before one is measured): a short document arriving before that goes
+    ahead of it, one arriving after goes behind it, so overtaking is bounded."""
+    now = [0.0]
+    model = FakeModel(gate=True)
+    batcher = Batcher(model, BatchingOptions(max_batch_tokens=100, wait_ms=0.0),
+                      clock=lambda: now[0])
+    (blocker,) = batcher.submit([sized("blocker", 1)], OPTIONS)
+    assert model.started.wait(WAIT)
+    long = batcher.submit(doc("long", 30), OPTIONS)  # 300 tokens: in line at 300 / rate
+    own_time = 300 / ASSUMED_RATE
+    now[0] = 0.5 * own_time
+    early = batcher.submit(doc("early", 3), OPTIONS)
+    now[0] = 0.99 * own_time  # 30 tokens more: in line after the long document
+    late = batcher.submit(doc("late", 3), OPTIONS)
+    model.release.set()
+    for fut in [blocker, *long, *early, *late]:
+        fut.result(WAIT)
+    batcher.close(WAIT)
+    finished = finishing_calls(model.calls)
+    assert finished["early"] < finished["long"]
+    first_late = min(n for n, call in enumerate(model.calls) if "late" in tags(call))
+    assert first_late >= finished["long"]  # at most topping up the long one's last batch
+
+
+def test_a_short_document_does_not_wait_for_the_rest_of_a_long_one_being_decoded() -> None:
+    model = FakeModel(gate=True)
+    batcher = Batcher(model, BatchingOptions(max_batch_tokens=100, wait_ms=0.0),
+                      clock=lambda: 0.0)
+    long = batcher.submit(doc("long", 50), OPTIONS)  # 500 tokens: the first 100 start at once
+    assert model.started.wait(WAIT)
+    short = batcher.submit(doc("short", 3), OPTIONS)
+    model.release.set()
+    for fut in [*long, *short]:
+        fut.result(WAIT)
+    batcher.close(WAIT)
+    assert tags(model.calls[0]) == {"long"}
+    assert "short" in tags(model.calls[1])
+
+
+def test_the_naive_batching_modes_keep_arrival_order() -> None:
+    """"request" and "paragraph" exist to be measured against: first come, first served."""
+    model = FakeModel(gate=True)
+    batcher = Batcher(model, BatchingOptions(max_batch_tokens=100, wait_ms=0.0, mode="request"))
+    (blocker,) = batcher.submit([sized("blocker", 1)], OPTIONS)
+    assert model.started.wait(WAIT)
+    long = batcher.submit(doc("long", 30), OPTIONS)
+    short = batcher.submit(doc("short", 3), OPTIONS)
+    model.release.set()
+    for fut in [blocker, *long, *short]:
+        fut.result(WAIT)
+    batcher.close(WAIT)
+    assert [tags(call) for call in model.calls[1:]] == [{"long"}] * 3 + [{"short"}]
 
 
 def test_bulk_work_alone_fills_every_batch() -> None:

@@ -12,13 +12,15 @@ what is queued into ``generate`` calls of at most ``max_batch_tokens`` source to
   free (a lone bulk job runs at full throughput). Bulk cannot starve: when the oldest bulk
   sentence has been passed over ``BULK_EVERY`` batches in a row, the next batch is led by it.
 * With a backlog, a batch is one padded batch of up to ``max_batch_tokens`` tokens holding
-  the oldest sentence (of the leading class), filled from a window of the oldest few
-  batches' worth: the oldest document first, whole, then similar lengths from the next
+  the first sentence in line (of the leading class), filled from the next
+  ``WINDOW_BATCHES`` batches' worth in line: the first document first, whole, then similar lengths from the next
   documents (see :func:`_fill_by_documents`). So batches stay full with little padding,
-  documents finish in arrival order (instead of every document advancing a little in every
-  batch and all finishing near the end), and no sentence is overtaken for long. Without a
-  backlog, idle workers split the queue between them, so one long document decodes on
-  every replica at once.
+  documents finish in order (instead of every document advancing a little in every
+  batch and all finishing near the end), and no sentence is overtaken for long. The order
+  is by virtual finish (arrival plus the document's own decoding time, see
+  ``ASSUMED_RATE``): arrival order for equal documents, shortest first among documents
+  that arrive together. Without a backlog, idle workers split the queue between them, so
+  one long document decodes on every replica at once.
 * Deadlines and cancellations are honoured before decoding: an expired sentence is failed
   with :class:`DeadlineExceeded` and a cancelled one is forgotten at once (it stops counting
   against the queue bound).
@@ -52,11 +54,14 @@ from dragoman.server.seq2seq import DEFAULT_MAX_BATCH_TOKENS, DecodingOptions, E
 
 logger = logging.getLogger(__name__)
 
-# A backlog batch is picked from the oldest WINDOW_BATCHES batches' worth of tokens: wide
-# enough to find similar lengths, narrow enough that no sentence is overtaken for long and
-# few documents are left half done (4 left the last sixth of a 32-article burst finishing
-# together at the very end: median 0.65 of the pass in a simulation, 0.58-0.59 with 2).
-WINDOW_BATCHES = 2
+# A backlog batch is picked from the next WINDOW_BATCHES batches' worth of tokens in line:
+# the wider, the closer the lengths it finds (less padding), but the more documents are left
+# half done and finish late. Measured on 32 articles sent at once (bench/latency.py, OPUS-MT-
+# sized model, CPU): the median article finished at 0.65 of the pass with 4 (simulated),
+# 0.52-0.63 with 2 and 0.51-0.57 with 1 (real runs), at the same throughput within the
+# machine's noise: CTranslate2 drops finished sentences from a batch as it decodes, so
+# padding costs less than its share of tokens.
+WINDOW_BATCHES = 1
 
 BATCHING_MODES = ("dynamic", "request", "paragraph")
 
@@ -85,6 +90,14 @@ PADDING_COST = 1.0
 INTERACTIVE_RECENT_S = 10.0
 BULK_SLICE_S = 1.0
 TOPUP_SHARE = 1 / 8
+
+# Documents of one class are served in order of their virtual finish: the instant one worker
+# would finish the document alone had it started on arrival (arrival + tokens / rate). Equal
+# documents go in arrival order; among documents arriving together the shorter goes first
+# (which lowers the mean and median latency, as shortest-job-first does), and a document is
+# overtaken only by shorter ones that arrived within its own decoding time: bounded, so no
+# document starves. Until the rate is measured, ASSUMED_RATE tokens/s per worker stands in.
+ASSUMED_RATE = 100.0
 
 
 class Priority(enum.IntEnum):
@@ -197,6 +210,7 @@ class _Item:
     priority: int = Priority.INTERACTIVE
     enqueued: float = field(default_factory=time.monotonic)
     state: int = _QUEUED
+    finish: float = 0.0  # the document's virtual finish (see ASSUMED_RATE): its place in line
 
 
 class Batcher:
@@ -333,11 +347,14 @@ class Batcher:
             else:
                 self._tickets += 1
                 now = time.monotonic()
-                lane = self._lanes.setdefault((priority, options), deque())
+                rate = self.rate.per_second() or ASSUMED_RATE
+                finish = (self._clock() + sum(item.size for item in queued) / rate
+                          if self.options.enabled else 0.0)  # the naive modes: arrival order
                 for item in queued:
                     item.ticket = self._tickets
                     item.enqueued = now
-                    lane.append(item)
+                    item.finish = finish
+                _enqueue(self._lanes.setdefault((priority, options), deque()), queued)
                 self._live += len(queued)
                 self._tokens += sum(item.size for item in queued)
                 self._class_tokens[priority] += sum(item.size for item in queued)
@@ -460,7 +477,7 @@ class Batcher:
                 del self._lanes[key]
                 continue
             found = best[key[0]]
-            if found is None or head.ticket < found[1].ticket:
+            if found is None or _first(head, found[1]):
                 best[key[0]] = (key, head)
         interactive, bulk = best
         if interactive is None or (bulk is not None and self._bulk_passed >= BULK_EVERY):
@@ -573,7 +590,7 @@ class Batcher:
         for (priority, _), lane in self._lanes.items():
             if priority == Priority.BULK:
                 head = self._head_locked(lane)
-                if head is not None and (oldest is None or head.ticket < oldest.ticket):
+                if head is not None and (oldest is None or _first(head, oldest)):
                     oldest = head
         return oldest
 
@@ -711,6 +728,31 @@ class Batcher:
             item.future.set_exception(ModelFailed(f"model {self.model.name} failed on this text"))
         else:
             item.future.set_result(out)
+
+
+def _first(a: _Item, b: _Item) -> bool:
+    """Whether ``a``'s document is ahead of ``b``'s in line (virtual finish, then arrival)."""
+    return (a.finish, a.ticket) < (b.finish, b.ticket)
+
+
+def _enqueue(lane: deque[_Item], document: list[_Item]) -> None:
+    """Put one document's sentences in ``lane`` at its place in line: ahead of the documents
+    at the lane's end that finish later (the rest of one being decoded too: a short request
+    does not wait for a long document to finish), behind the others."""
+    behind: list[_Item] = []  # the documents it goes ahead of, in reverse
+    while lane:
+        last = lane[-1]
+        start = len(lane) - 1
+        while start and lane[start - 1].ticket == last.ticket:
+            start -= 1
+        block = [lane[i] for i in range(start, len(lane))]
+        if not _first(document[0], last):
+            break
+        for _ in block:
+            lane.pop()
+        behind.extend(reversed(block))
+    lane.extend(document)
+    lane.extend(reversed(behind))
 
 
 def _fill_in_order(
