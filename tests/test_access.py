@@ -3,9 +3,12 @@ and per day on an injected clock (no sleeps), token and token file, JSON key fil
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -20,6 +23,8 @@ from dragoman.server.access import (
     digest,
 )
 from dragoman.server.errors import InvalidInput, Overloaded
+from dragoman.server.http.calls import Calls
+from dragoman.server.service import Dragoman
 
 
 class Clock:
@@ -125,6 +130,32 @@ def test_refund_gives_back_a_refused_request(tmp_path: Path) -> None:
     access.refund(carol, 80)
     access.charge(carol, 100)
     assert access.usage(carol) == (100, None)
+
+
+def test_an_http_request_whose_client_hangs_up_is_refunded(tmp_path: Path) -> None:
+    """Its work is dropped (the handler is cancelled), so its characters are given back."""
+    store = KeyStore(tmp_path / "keys.db")
+    key, _ = store.add("dave", chars_per_minute=100)
+    access = AccessControl(keys=store, clock=Clock())
+    dave = access.authenticate(key)
+    calls = Calls(cast(Dragoman, None), cast(ThreadPoolExecutor, None), access)
+
+    async def hang_up() -> None:
+        started = asyncio.Event()
+
+        async def work() -> None:
+            started.set()
+            await asyncio.Event().wait()  # the service never answers before the hang-up
+
+        task = asyncio.create_task(calls.charged(dave, 80, work))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(hang_up())
+    access.charge(dave, 100)  # all 100 characters of the minute are free again
+    assert access.usage(dave) == (100, None)
 
 
 def test_legacy_token_and_token_file(tmp_path: Path) -> None:

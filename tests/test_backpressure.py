@@ -5,6 +5,8 @@ a gate while a test arranges the queue, so nothing here depends on timing."""
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -124,6 +126,40 @@ def test_cancelled_call_frees_its_queued_sentences(held: Held) -> None:
     first.result(WAIT)
     third.result(WAIT)
     assert not any("Heavy rain" in s or "frog" in s for s in held.decoded)
+
+
+def test_an_http_client_that_hangs_up_frees_its_queued_sentences(copy_store: Path) -> None:
+    """Nobody waits for the answer any more, so its sentences must not take decoding time
+    (or queue places) from those who do."""
+    config = server_config(
+        copy_store, max_queued=10, inter_threads=1, batch_wait_ms=0.0, cache_entries=0,
+        preload=("copy-en-de",), http_address="127.0.0.1:0",
+    )
+    server = ServerThread(build_service(config), config).start()
+    loaded = server.service.registry.acquire("copy-en-de")
+    gate = hold_decoding(loaded, WAIT)
+    channel = grpc.insecure_channel(server.address)
+    try:
+        stub = pb_grpc.TranslationServiceStub(channel)
+        first = stub.Translate.future(request(BLOCKER), timeout=30)
+        assert gate.started.wait(WAIT)
+        wait_until(lambda: loaded.batcher.queued() == 0)
+        body = json.dumps({"q": TWO, "source": "en", "target": "de"}).encode()
+        assert server.handle.http is not None
+        with socket.create_connection(("127.0.0.1", server.handle.http.port), WAIT) as sock:
+            sock.sendall(b"POST /translate HTTP/1.1\r\nHost: test\r\n"
+                         b"Content-Type: application/json\r\n"
+                         + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            wait_until(lambda: loaded.batcher.queued() == 2)
+        wait_until(lambda: loaded.batcher.queued() == 0)  # hung up: dropped, not decoded
+        assert loaded.batcher.stats.cancelled == 2
+        gate.release.set()
+        first.result(WAIT)
+        assert not any("Heavy rain" in s or "frog" in s for s in gate.decoded)
+    finally:
+        gate.release.set()
+        channel.close()
+        server.stop(5)
 
 
 def test_the_event_loop_keeps_answering_while_a_batch_decodes(

@@ -136,9 +136,11 @@ class HttpServer:
         self.address = address
         self.port = 0
         self.tls = tls  # HTTPS with the gRPC listener's certificate when set
-        # grace: how long requests in flight may take to finish on stop.
+        # grace: how long requests in flight may take to finish on stop. A client that
+        # hangs up cancels its handler, and so its queued sentences (aiohttp leaves the
+        # handler running by default): nobody is waiting for them.
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=grace)
+                                     shutdown_timeout=grace, handler_cancellation=True)
 
     async def start(self) -> HttpServer:
         host, port = parse_address(self.address)

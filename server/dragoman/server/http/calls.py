@@ -85,11 +85,12 @@ class Calls:
         return total
 
     async def charged(self, principal: Principal, chars: int, work: Callable[[], Any]) -> Any:
-        """Charge ``chars`` to ``principal``, run ``work()``; refund when the service refuses."""
+        """Charge ``chars`` to ``principal``, run ``work()``; refund when the service refuses
+        or the client hangs up first (its work is dropped)."""
         self.access.charge(principal, chars)
         try:
             result = await work()
-        except DragomanError:
+        except (DragomanError, asyncio.CancelledError):
             refund = getattr(self.access, "refund", None)
             if callable(refund):
                 refund(principal, chars)
