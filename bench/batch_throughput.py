@@ -34,7 +34,7 @@ from dragoman.server.batchjob.runner import RunOptions
 from dragoman.server.build import build_service
 from dragoman.server.config import load_config
 from dragoman.server.manifest import read_manifest
-from dragoman.server.seq2seq import compute_type_for
+from dragoman.server.seq2seq import DecodingOptions, Encoded, compute_type_for, decoding_cap
 from dragoman.server.text.segment import split_document
 from tests.conftest import install_copy_model
 from tests.support.sentences import COPY_CORPUS, NEWS_LINES
@@ -59,9 +59,9 @@ def raw_ctranslate2(model_dir: Path, docs: list[dict[str, object]], config) -> t
     """Seconds of raw translate_batch over every sentence the service translates.
 
     Returns (length-sorted token-budget batches, one call over everything, sentences). The
-    first is the reference: the same batches and per-batch max_decoding_length (2 x longest
-    + 16) an ideal batcher would use. One call over everything pays for the longest sentence
-    in every batch (beam search here runs to max_decoding_length).
+    first is the reference: the batches an ideal batcher would make, each decoded with the
+    length cap the service gives it (``seq2seq.decoding_cap``, the longest sentence's). One
+    call over everything pays for the longest sentence's cap in every batch.
     """
     sp = spm.SentencePieceProcessor(model_file=str(model_dir / "sentencepiece.model"))
     sentences = [s for d in docs for field in ("text", "title")
@@ -77,18 +77,21 @@ def raw_ctranslate2(model_dir: Path, docs: list[dict[str, object]], config) -> t
         if (len(batches[-1]) + 1) * len(tok) > config.max_batch_tokens:
             batches.append([])
         batches[-1].append(tok)
+    options = DecodingOptions(beam_size=2)
+
+    def cap(batch: list[list[str]]) -> int:
+        return max(decoding_cap(Encoded(tuple(t)), options, 0) for t in batch)
+
     started = time.perf_counter()
     for batch in batches:
-        longest = max(len(t) for t in batch)
         translator.translate_batch(batch, max_batch_size=config.max_batch_tokens,
-                                   batch_type="tokens", beam_size=2,
-                                   max_decoding_length=2 * longest + 16, max_input_length=0)
+                                   batch_type="tokens", beam_size=options.beam_size,
+                                   max_decoding_length=cap(batch), max_input_length=0)
     batched = time.perf_counter() - started
-    longest = max(len(t) for t in tokens)
     started = time.perf_counter()
     translator.translate_batch(tokens, max_batch_size=config.max_batch_tokens,
-                               batch_type="tokens", beam_size=2,
-                               max_decoding_length=2 * longest + 16, max_input_length=0)
+                               batch_type="tokens", beam_size=options.beam_size,
+                               max_decoding_length=cap(tokens), max_input_length=0)
     return batched, time.perf_counter() - started, len(sentences)
 
 
