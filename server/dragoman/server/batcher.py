@@ -13,8 +13,8 @@ what is queued into ``generate`` calls of at most ``max_batch_tokens`` source to
   sentence has been passed over ``BULK_EVERY`` batches in a row, the next batch is led by it.
 * With a backlog, a batch is one padded batch of up to ``max_batch_tokens`` tokens holding
   the first sentence in line (of the leading class), filled from the next
-  ``WINDOW_BATCHES`` batches' worth in line: the first document first, whole, then similar lengths from the next
-  documents (see :func:`_fill_by_documents`). So batches stay full with little padding,
+  ``WINDOW_BATCHES`` batches' worth in line: the first document first, whole, then similar
+  lengths from the next documents (see :func:`_fill_by_documents`). So batches stay full with little padding,
   documents finish in order (instead of every document advancing a little in every
   batch and all finishing near the end), and no sentence is overtaken for long. The order
   is by virtual finish (arrival plus the document's own decoding time, see
@@ -327,6 +327,7 @@ class Batcher:
                   priority)
             for n, e in enumerate(items)
         ]
+        tokens = sum(item.size for item in queued)
         expired: list[_Item] = []
         refused = ""
         with self._cond:
@@ -340,15 +341,14 @@ class Batcher:
                     f"model {self.model.name} has {self._live} sentences queued "
                     f"(limit {self.options.max_queued}); retry later"
                 )
-            elif (late := self._late_locked(sum(item.size for item in queued), deadline,
-                                            priority)):
+            elif late := self._late_locked(tokens, deadline, priority):
                 self.stats.late += 1
                 refused = late
             else:
                 self._tickets += 1
                 now = time.monotonic()
                 rate = self.rate.per_second() or ASSUMED_RATE
-                finish = (self._clock() + sum(item.size for item in queued) / rate
+                finish = (self._clock() + tokens / rate
                           if self.options.enabled else 0.0)  # the naive modes: arrival order
                 for item in queued:
                     item.ticket = self._tickets
@@ -356,8 +356,8 @@ class Batcher:
                     item.finish = finish
                 _enqueue(self._lanes.setdefault((priority, options), deque()), queued)
                 self._live += len(queued)
-                self._tokens += sum(item.size for item in queued)
-                self._class_tokens[priority] += sum(item.size for item in queued)
+                self._tokens += tokens
+                self._class_tokens[priority] += tokens
                 if priority == Priority.INTERACTIVE:
                     self._interactive_at = self._clock()
                 self._cond.notify_all()
@@ -739,18 +739,11 @@ def _enqueue(lane: deque[_Item], document: list[_Item]) -> None:
     """Put one document's sentences in ``lane`` at its place in line: ahead of the documents
     at the lane's end that finish later (the rest of one being decoded too: a short request
     does not wait for a long document to finish), behind the others."""
-    behind: list[_Item] = []  # the documents it goes ahead of, in reverse
-    while lane:
-        last = lane[-1]
-        start = len(lane) - 1
-        while start and lane[start - 1].ticket == last.ticket:
-            start -= 1
-        block = [lane[i] for i in range(start, len(lane))]
-        if not _first(document[0], last):
-            break
-        for _ in block:
-            lane.pop()
-        behind.extend(reversed(block))
+    behind: list[_Item] = []  # the sentences it goes ahead of, last first
+    while lane and _first(document[0], lane[-1]):
+        ticket = lane[-1].ticket
+        while lane and lane[-1].ticket == ticket:  # a document's sentences are contiguous
+            behind.append(lane.pop())
     lane.extend(document)
     lane.extend(reversed(behind))
 
