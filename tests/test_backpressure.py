@@ -5,6 +5,7 @@ a gate while a test arranges the queue, so nothing here depends on timing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -45,9 +46,15 @@ class Held:
 
 @pytest.fixture
 def held(copy_store: Path) -> Iterator[Held]:
+    with holding(copy_store) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def holding(copy_store: Path, **overrides: object) -> Iterator[Held]:
     config = server_config(
-        copy_store, max_queued=2, inter_threads=1, batch_wait_ms=0.0, cache_entries=0,
-        preload=("copy-en-de",),
+        copy_store, **{"max_queued": 2, "inter_threads": 1, "batch_wait_ms": 0.0,
+                       "cache_entries": 0, "preload": ("copy-en-de",), **overrides},
     )
     server = ServerThread(build_service(config), config).start()
     loaded = server.service.registry.acquire("copy-en-de")
@@ -131,35 +138,21 @@ def test_cancelled_call_frees_its_queued_sentences(held: Held) -> None:
 def test_an_http_client_that_hangs_up_frees_its_queued_sentences(copy_store: Path) -> None:
     """Nobody waits for the answer any more, so its sentences must not take decoding time
     (or queue places) from those who do."""
-    config = server_config(
-        copy_store, max_queued=10, inter_threads=1, batch_wait_ms=0.0, cache_entries=0,
-        preload=("copy-en-de",), http_address="127.0.0.1:0",
-    )
-    server = ServerThread(build_service(config), config).start()
-    loaded = server.service.registry.acquire("copy-en-de")
-    gate = hold_decoding(loaded, WAIT)
-    channel = grpc.insecure_channel(server.address)
-    try:
-        stub = pb_grpc.TranslationServiceStub(channel)
-        first = stub.Translate.future(request(BLOCKER), timeout=30)
-        assert gate.started.wait(WAIT)
-        wait_until(lambda: loaded.batcher.queued() == 0)
+    with holding(copy_store, max_queued=10, http_address="127.0.0.1:0") as held:
+        first = block_model(held)
         body = json.dumps({"q": TWO, "source": "en", "target": "de"}).encode()
-        assert server.handle.http is not None
-        with socket.create_connection(("127.0.0.1", server.handle.http.port), WAIT) as sock:
+        http = held.server.handle.http
+        assert http is not None
+        with socket.create_connection(("127.0.0.1", http.port), WAIT) as sock:
             sock.sendall(b"POST /translate HTTP/1.1\r\nHost: test\r\n"
                          b"Content-Type: application/json\r\n"
                          + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-            wait_until(lambda: loaded.batcher.queued() == 2)
-        wait_until(lambda: loaded.batcher.queued() == 0)  # hung up: dropped, not decoded
-        assert loaded.batcher.stats.cancelled == 2
-        gate.release.set()
+            wait_until(lambda: held.batcher.queued() == 2)
+        wait_until(lambda: held.batcher.queued() == 0)  # hung up: dropped, not decoded
+        assert held.batcher.stats.cancelled == 2
+        held.release.set()
         first.result(WAIT)
-        assert not any("Heavy rain" in s or "frog" in s for s in gate.decoded)
-    finally:
-        gate.release.set()
-        channel.close()
-        server.stop(5)
+        assert not any("Heavy rain" in s or "frog" in s for s in held.decoded)
 
 
 def test_the_event_loop_keeps_answering_while_a_batch_decodes(

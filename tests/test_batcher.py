@@ -108,9 +108,12 @@ def gated() -> FakeModel:
     return FakeModel(gate=True)
 
 
-def start_blocked(model: FakeModel, **options: object) -> tuple[Batcher, Future[tuple[str, ...]]]:
+def start_blocked(
+    model: FakeModel, clock: Callable[[], float] = time.monotonic, **options: object
+) -> tuple[Batcher, Future[tuple[str, ...]]]:
     """A one-worker batcher whose worker is stuck decoding a blocker sentence."""
-    batcher = Batcher(model, BatchingOptions(**{"wait_ms": 0.0, **options}))  # type: ignore[arg-type]
+    batcher = Batcher(model, BatchingOptions(**{"wait_ms": 0.0, **options}),  # type: ignore[arg-type]
+                      clock=clock)
     (blocker,) = batcher.submit([enc("blocker")], OPTIONS)
     assert model.started.wait(WAIT)
     return batcher, blocker

@@ -164,6 +164,15 @@ def test_bulk_batches_shrink_to_a_slice_while_interactive_calls_are_recent() -> 
         batcher.close(WAIT)
 
 
+def finishing_calls(calls: Sequence[Sequence[tuple[str, ...]]]) -> dict[str, int]:
+    """Index of the call in which each document's last sentence was decoded."""
+    finished: dict[str, int] = {}
+    for index, call in enumerate(calls):
+        for tag in tags(call):
+            finished[tag] = index
+    return finished
+
+
 def test_documents_finish_in_arrival_order_when_all_are_equal() -> None:
     """Each document needs three batches; submitted first, finished first (before, every
     document advanced a little in every batch and all finished near the end)."""
@@ -180,10 +189,7 @@ def test_documents_finish_in_arrival_order_when_all_are_equal() -> None:
         for fut in futs:
             fut.result(WAIT)
     batcher.close(WAIT)
-    finished = {}
-    for index, call in enumerate(model.calls):
-        for tag in tags(call):
-            finished[tag] = index
+    finished = finishing_calls(model.calls)
     order = sorted(futures, key=lambda tag: finished[tag])
     assert order == list(futures)
     assert [finished[t] for t in futures] == sorted(finished[t] for t in futures)
@@ -191,23 +197,11 @@ def test_documents_finish_in_arrival_order_when_all_are_equal() -> None:
     assert finished["d0"] <= len(model.calls) // 3
 
 
-def finishing_calls(calls: Sequence[Sequence[tuple[str, ...]]]) -> dict[str, int]:
-    """Index of the call in which each document's last sentence was decoded."""
-    finished: dict[str, int] = {}
-    for index, call in enumerate(calls):
-        for tag in tags(call):
-            finished[tag] = index
-    return finished
-
-
 def test_of_documents_arriving_together_the_shorter_finishes_first() -> None:
     """Shortest first among documents that arrive together: a short article sent a moment
     after a long one is not held up behind it (the mean and median latency drop)."""
     model = FakeModel(gate=True)
-    batcher = Batcher(model, BatchingOptions(max_batch_tokens=100, wait_ms=0.0),
-                      clock=lambda: 0.0)
-    (blocker,) = batcher.submit([sized("blocker", 1)], OPTIONS)
-    assert model.started.wait(WAIT)
+    batcher, blocker = start_blocked(model, clock=lambda: 0.0, max_batch_tokens=100)
     long = batcher.submit(doc("long", 30), OPTIONS)
     short = batcher.submit(doc("short", 3), OPTIONS)
     model.release.set()
@@ -225,10 +219,7 @@ def test_a_document_is_overtaken_only_by_shorter_ones_arriving_within_its_decodi
     ahead of it, one arriving after goes behind it, so overtaking is bounded."""
     now = [0.0]
     model = FakeModel(gate=True)
-    batcher = Batcher(model, BatchingOptions(max_batch_tokens=100, wait_ms=0.0),
-                      clock=lambda: now[0])
-    (blocker,) = batcher.submit([sized("blocker", 1)], OPTIONS)
-    assert model.started.wait(WAIT)
+    batcher, blocker = start_blocked(model, clock=lambda: now[0], max_batch_tokens=100)
     long = batcher.submit(doc("long", 30), OPTIONS)  # 300 tokens: in line at 300 / rate
     own_time = 300 / ASSUMED_RATE
     now[0] = 0.5 * own_time
@@ -263,9 +254,7 @@ def test_a_short_document_does_not_wait_for_the_rest_of_a_long_one_being_decoded
 def test_the_naive_batching_modes_keep_arrival_order() -> None:
     """"request" and "paragraph" exist to be measured against: first come, first served."""
     model = FakeModel(gate=True)
-    batcher = Batcher(model, BatchingOptions(max_batch_tokens=100, wait_ms=0.0, mode="request"))
-    (blocker,) = batcher.submit([sized("blocker", 1)], OPTIONS)
-    assert model.started.wait(WAIT)
+    batcher, blocker = start_blocked(model, max_batch_tokens=100, mode="request")
     long = batcher.submit(doc("long", 30), OPTIONS)
     short = batcher.submit(doc("short", 3), OPTIONS)
     model.release.set()
