@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import ctranslate2
+import measure
 import reporoot
 import sentencepiece as spm
 
@@ -34,7 +35,7 @@ from dragoman.server.batchjob.runner import RunOptions
 from dragoman.server.build import build_service
 from dragoman.server.config import load_config
 from dragoman.server.manifest import read_manifest
-from dragoman.server.seq2seq import DecodingOptions, Encoded, compute_type_for, decoding_cap
+from dragoman.server.seq2seq import DecodingOptions, compute_type_for
 from dragoman.server.text.segment import split_document
 from tests.conftest import install_copy_model
 from tests.support.sentences import COPY_CORPUS, NEWS_LINES
@@ -59,9 +60,9 @@ def raw_ctranslate2(model_dir: Path, docs: list[dict[str, object]], config) -> t
     """Seconds of raw translate_batch over every sentence the service translates.
 
     Returns (length-sorted token-budget batches, one call over everything, sentences). The
-    first is the reference: the batches an ideal batcher would make, each decoded with the
-    length cap the service gives it (``seq2seq.decoding_cap``, the longest sentence's). One
-    call over everything pays for the longest sentence's cap in every batch.
+    first is the reference: the batches an ideal batcher would make, each decoded as
+    ``measure.translate_raw`` does (the service's options and length cap, the batch's largest).
+    One call over everything pays for the longest sentence's cap in every batch.
     """
     sp = spm.SentencePieceProcessor(model_file=str(model_dir / "sentencepiece.model"))
     sentences = [s for d in docs for field in ("text", "title")
@@ -78,20 +79,12 @@ def raw_ctranslate2(model_dir: Path, docs: list[dict[str, object]], config) -> t
             batches.append([])
         batches[-1].append(tok)
     options = DecodingOptions(beam_size=2)
-
-    def cap(batch: list[list[str]]) -> int:
-        return max(decoding_cap(Encoded(tuple(t)), options, 0) for t in batch)
-
     started = time.perf_counter()
     for batch in batches:
-        translator.translate_batch(batch, max_batch_size=config.max_batch_tokens,
-                                   batch_type="tokens", beam_size=options.beam_size,
-                                   max_decoding_length=cap(batch), max_input_length=0)
+        measure.translate_raw(translator, batch, options, config.max_batch_tokens)
     batched = time.perf_counter() - started
     started = time.perf_counter()
-    translator.translate_batch(tokens, max_batch_size=config.max_batch_tokens,
-                               batch_type="tokens", beam_size=options.beam_size,
-                               max_decoding_length=cap(tokens), max_input_length=0)
+    measure.translate_raw(translator, tokens, options, config.max_batch_tokens)
     return batched, time.perf_counter() - started, len(sentences)
 
 

@@ -186,8 +186,8 @@ def translator(model_dir: Path, inter: int, intra: int, compute_type: str = "int
                                   inter_threads=inter, intra_threads=intra)
 
 
-def _translate(tr: ctranslate2.Translator, sources: Sequence[Sequence[str]], options: DecodingOptions,
-               budget: int) -> list[list[str]]:
+def translate_raw(tr: ctranslate2.Translator, sources: Sequence[Sequence[str]],
+                  options: DecodingOptions, budget: int) -> list[list[str]]:
     """``translate_batch`` with seq2seq.py's options and its length cap (``decoding_cap``:
     one call at the largest cap of the batch, as the service decodes)."""
     cap = max(decoding_cap(Encoded(tuple(s)), options, 0) for s in sources)
@@ -213,7 +213,7 @@ def raw_run(tr: ctranslate2.Translator, docs: Sequence[Doc], options: DecodingOp
     sources = [s for d in docs for s in d.sources]
     with PeakSampler(os.getpid()) as sampler, CpuMeter(os.getpid(), [os.getpid()]) as cpu:
         started = time.perf_counter()
-        outputs = _translate(tr, sources, options, budget)
+        outputs = translate_raw(tr, sources, options, budget)
         seconds = time.perf_counter() - started
     wrong = sum(len(o) != len(s) for o, s in zip(outputs, sources, strict=True))
     if wrong:
@@ -226,11 +226,11 @@ def raw_run(tr: ctranslate2.Translator, docs: Sequence[Doc], options: DecodingOp
 
 def raw_latencies(tr: ctranslate2.Translator, source: Sequence[str], options: DecodingOptions,
                   repeats: int) -> list[float]:
-    _translate(tr, [source], options, 4096)
+    translate_raw(tr, [source], options, 4096)
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        _translate(tr, [source], options, 4096)
+        translate_raw(tr, [source], options, 4096)
         times.append(time.perf_counter() - started)
     return times
 
