@@ -393,7 +393,7 @@ class Dragoman:
         likeliest language that can be translated: short texts score low everywhere
         ("Hello world." came out as Fula at 13%, and the call failed)."""
         if given:
-            return self._check_language(given, "source language"), False
+            return self._source_language(text, given)
         found = detect_language(text)
         if found.confidence >= TRUSTED_DETECTION:
             return found.language, True
