@@ -129,6 +129,43 @@ def test_an_interactive_article_beside_bulk_is_spread_over_the_workers_without_s
     assert [len(call) for call in model.calls[2:4]] == [3, 3]
 
 
+@pytest.mark.parametrize(
+    ("other_busy_tokens", "first_part"),
+    [(100, 6),  # the other worker's batch ends after the article would: all on the free one
+     (30, 4)],  # it ends 1 s later: 4 sentences now (done at 2.5 s), 2 on it (done at 2.5 s)
+)
+def test_an_interactive_article_is_spread_so_that_its_parts_finish_together(
+    other_busy_tokens: int, first_part: int
+) -> None:
+    """With the rate measured (20 tokens/s per worker), the worker that frees up first
+    takes the share that finishes when the other worker, once its bulk batch ends, would
+    finish the rest (an even split makes the article wait for the longer bulk batch)."""
+    model = Stepped(rate=20.0)
+    batcher = Batcher(model, BatchingOptions(max_batch_tokens=100, wait_ms=0.0, workers=2),
+                      clock=model.clock)
+    for _ in range(3):
+        batcher.rate.observe(100, 100 / 20.0)
+    try:
+        (blocker,) = batcher.submit([sized("block.0", 10)], OPTIONS, priority=BULK)
+        model.wait_entered()  # one worker: 10 tokens, ends at 0.5 s
+        busy = batcher.submit(doc("busy", other_busy_tokens // 10), OPTIONS, priority=BULK)
+        model.wait_entered()  # the other: ends at other_busy_tokens / 20 s
+        bulk = batcher.submit(doc("bulk", 20), OPTIONS, priority=BULK)
+        article = batcher.submit(doc("article", 6), OPTIONS, priority=INTERACTIVE)
+        model.step(0)  # the first worker frees up at 0.5 s and takes its share
+        model.wait_entered()
+        model.step(1)  # the other frees up and takes the rest, if any
+        model.open()
+        for fut in [blocker, *busy, *bulk, *article]:
+            fut.result(WAIT)
+    finally:
+        model.open()
+        batcher.close(WAIT)
+    # An even split (what it was) would take 3 and leave 3 to wait for the bulk batch.
+    assert tags(model.calls[2]) == {"article"}
+    assert len(model.calls[2]) == first_part
+
+
 def test_bulk_batches_shrink_to_a_slice_while_interactive_calls_are_recent() -> None:
     model = Stepped(rate=20.0)  # tokens/s: a BULK_SLICE_S slice is 20 x BULK_SLICE_S tokens
     model.open()

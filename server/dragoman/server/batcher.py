@@ -84,9 +84,11 @@ PADDING_COST = 1.0
 # INTERACTIVE_RECENT_S seconds):
 # * a bulk batch holds at most what one worker decodes in BULK_SLICE_S at the measured rate,
 #   so an interactive call waits about that long at most for a worker;
-# * an interactive-led batch is spread over every worker, and bulk tops it up only to
-#   TOPUP_SHARE of the token budget (a lone short sentence still gets company, an article
-#   does not pay for strangers).
+# * an interactive-led batch is spread over every worker so that the parts finish together:
+#   a worker still decoding a bulk slice gets a part that fits after its slice ends (at the
+#   measured rate), the free one the rest; and bulk tops it up only to TOPUP_SHARE of the
+#   token budget (a lone short sentence still gets company, an article does not pay for
+#   strangers).
 INTERACTIVE_RECENT_S = 10.0
 BULK_SLICE_S = 1.0
 TOPUP_SHARE = 1 / 8
@@ -248,6 +250,9 @@ class Batcher:
         self._bulk_passed = 0  # batches taken without the oldest bulk sentence while it waited
         self._interactive_at = -math.inf  # clock() of the last interactive submit
         self._interactive_busy = 0  # workers decoding an interactive-led batch
+        # Per worker, the clock() instant its batch should end at the measured rate (idle:
+        # -inf): an interactive article is spread so that its parts finish together.
+        self._busy_until = [-math.inf] * max(1, options.workers)
         self._dead = 0  # dropped items still sitting in a lane (removed lazily)
         self._closed = False
         self._draining = False  # no more company is coming: batches go without waiting
@@ -255,7 +260,7 @@ class Batcher:
         self._idle = max(1, options.workers)
         self._threads = [
             threading.Thread(
-                target=self._run, name=f"batcher-{model.name}-{i}", daemon=True
+                target=self._run, args=(i,), name=f"batcher-{model.name}-{i}", daemon=True
             )
             for i in range(max(1, options.workers))
         ]
@@ -493,22 +498,21 @@ class Batcher:
             if other != priority and (other, options) in self._lanes
         ]
 
-    def _take_locked(self, now: float) -> tuple[list[_Item], list[_Item]]:
-        """Pop the next batch; returns (batch, sentences whose deadline passed)."""
+    def _take_locked(self, now: float, worker: int = 0) -> tuple[list[_Item], list[_Item]]:
+        """Pop the next batch for ``worker``; returns (batch, sentences whose deadline
+        passed)."""
         found = self._oldest_locked()
         if found is None:
             return [], []
         key, head = found
         lead, options = key
         budget = self.options.max_batch_tokens
-        workers = max(1, self.options.workers)
         bulk_queued = self._class_tokens[Priority.BULK] > 0
         if self.options.enabled:
             if lead == Priority.INTERACTIVE and bulk_queued:
                 # Beside a bulk backlog every worker frees up within a bulk slice: spread
-                # the interactive work over those not already decoding some of it.
-                free = max(1, workers - self._interactive_busy)
-                share = math.ceil(self._class_tokens[Priority.INTERACTIVE] / free)
+                # the interactive work so that its parts finish together.
+                share = self._interactive_share_locked(worker)
             else:
                 # Idle workers share a short queue, so one document uses every replica.
                 share = math.ceil(self._tokens / max(1, self._idle))
@@ -576,6 +580,34 @@ class Batcher:
             self._compact_locked()
         return batch, expired
 
+    def _interactive_share_locked(self, worker: int) -> int:
+        """Interactive tokens ``worker`` (free now) takes so that it finishes them when the
+        other workers finish theirs, each starting when its current batch should end.
+
+        Water-filling at the measured rate ``r``: the finish time F solves r x F plus, over
+        the other workers free within F, r x (F - their remaining time) = the interactive
+        tokens queued. A worker whose bulk slice ends soon gets nearly half of an article, one
+        with most of its slice ahead little or nothing: an even split would make the article
+        wait for that slice. Before the rate is measured: an even split over the workers not
+        already decoding interactive work."""
+        queued = self._class_tokens[Priority.INTERACTIVE]
+        workers = len(self._busy_until)
+        rate = self.rate.per_second()
+        if rate is None:
+            return math.ceil(queued / max(1, workers - self._interactive_busy))
+        now = self._clock()
+        waits = sorted(max(0.0, until - now)
+                       for n, until in enumerate(self._busy_until) if n != worker)
+        alone = queued / rate  # seconds of work in all
+        finish, sharing, started = alone, 1, 0.0
+        for wait in waits:
+            if wait >= finish:
+                break  # this worker (and every later one) would free up too late to help
+            sharing += 1
+            started += wait
+            finish = (alone + started) / sharing
+        return max(1, math.ceil(finish * rate))
+
     def _bulk_slice(self) -> int:
         """Source tokens one worker decodes in ``BULK_SLICE_S`` while interactive calls are
         recent (0: none in ``INTERACTIVE_RECENT_S``, or the rate is not measured yet)."""
@@ -610,7 +642,7 @@ class Batcher:
 
     # -- worker side -------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, worker: int) -> None:
         wait = self.options.wait_ms / 1000.0 if self.options.enabled else 0.0
         budget = self.options.max_batch_tokens
         while True:
@@ -633,12 +665,16 @@ class Batcher:
                                 self._cond.wait(left)
                                 continue
                     break
-                batch, expired = self._take_locked(time.monotonic())
+                batch, expired = self._take_locked(time.monotonic(), worker)
                 held = self._batch_bytes(batch)
                 self._in_flight_bytes += held
                 self._idle -= 1
                 urgent = bool(batch) and batch[0].priority == Priority.INTERACTIVE
                 self._interactive_busy += urgent
+                rate = self.rate.per_second()
+                if batch and rate:
+                    self._busy_until[worker] = (self._clock()
+                                                + sum(i.size for i in batch) / rate)
                 if self._live:
                     self._cond.notify()  # another idle worker may take the rest
             try:
@@ -649,6 +685,7 @@ class Batcher:
                 with self._cond:
                     self._idle += 1
                     self._interactive_busy -= urgent
+                    self._busy_until[worker] = -math.inf
                     if held:
                         self._in_flight_bytes -= held
                         self._cond.notify_all()
