@@ -498,7 +498,7 @@ class Batcher:
             if other != priority and (other, options) in self._lanes
         ]
 
-    def _take_locked(self, now: float, worker: int = 0) -> tuple[list[_Item], list[_Item]]:
+    def _take_locked(self, now: float, worker: int) -> tuple[list[_Item], list[_Item]]:
         """Pop the next batch for ``worker``; returns (batch, sentences whose deadline
         passed)."""
         found = self._oldest_locked()
